@@ -1,0 +1,1 @@
+"""Fleet command line and embedded runner."""

@@ -1,0 +1,25 @@
+"""The catalogue of the platform's services."""
+
+from __future__ import annotations
+
+from fleet.billing.app import module as billing
+from fleet.common.app import ServiceModule
+from fleet.trip.app import module as trip
+from fleet.user.app import module as user
+from fleet.vehicle.app import module as vehicle
+
+SERVICE_NAMES = ("user", "vehicle", "trip", "billing")
+_FACTORIES = {"user": user, "vehicle": vehicle, "trip": trip, "billing": billing}
+
+
+def module_named(name: str) -> ServiceModule:
+    """The service module called `name` (one of SERVICE_NAMES)."""
+    try:
+        return _FACTORIES[name]()
+    except KeyError:
+        raise ValueError(f"unknown service {name!r}; choose from {', '.join(SERVICE_NAMES)}") from None
+
+
+def all_modules() -> list[ServiceModule]:
+    """Every service, in start-up order (user first: it owns the token issuer and the admin)."""
+    return [module_named(n) for n in SERVICE_NAMES]

@@ -1,0 +1,1 @@
+"""Fleet service kit."""

@@ -1,0 +1,184 @@
+"""The app factory: one call turns service modules into a FastAPI app with the service defaults.
+
+A service describes itself as a `ServiceModule` (its schema, tables, routers, migrations and
+start-up hook). `create_app([user, vehicle, trip, billing])` is the embedded platform;
+`create_app([vehicle])` is the vehicle service on its own. Same code, other adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy import MetaData
+
+from fleet.common import migrations
+from fleet.common.auth import TokenIssuer, TokenVerifier, load_keys
+from fleet.common.config import Settings
+from fleet.common.db import Database
+from fleet.common.errors import NotFoundError
+from fleet.common.logging import configure_logging, get_logger
+from fleet.common.metrics import HttpMetrics
+from fleet.common.middleware import RequestContextMiddleware
+from fleet.common.problems import install_problem_handlers
+
+log = get_logger("fleet.app")
+
+HealthCheck = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServiceModule:
+    """What a service contributes to an app. Built by each service's `app.py`."""
+
+    name: str
+    schema: str
+    metadata: MetaData
+    routers: Sequence[APIRouter]
+    migrations: Path
+    startup: Callable[[ServiceRuntime], Awaitable[None]] | None = None
+    shutdown: Callable[[ServiceRuntime], Awaitable[None]] | None = None
+
+
+@dataclass
+class ServiceRuntime:
+    """A service's live resources inside a running app (its database, settings, extras)."""
+
+    module: ServiceModule
+    settings: Settings
+    db: Database
+    platform: FleetState
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FleetState:
+    """Everything the app built in its lifespan; lives on `app.state.fleet`."""
+
+    settings: Settings
+    registry: CollectorRegistry
+    verifier: TokenVerifier
+    issuer: TokenIssuer | None
+    services: dict[str, ServiceRuntime] = field(default_factory=dict)
+    checks: dict[str, HealthCheck] = field(default_factory=dict)
+
+
+def runtime(request: Request, service: str) -> ServiceRuntime:
+    """The named service's runtime for this request's app."""
+    state: FleetState = request.app.state.fleet
+    return state.services[service]
+
+
+def create_app(
+    modules: Sequence[ServiceModule],
+    settings: Settings | None = None,
+    *,
+    migrate_on_startup: bool = False,
+    access_log: bool = True,
+    title: str | None = None,
+) -> FastAPI:
+    """Build the app for `modules` with health, readiness, metrics, problem+json and auth."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    registry = CollectorRegistry()
+    http_metrics = HttpMetrics(registry)
+    names = [m.name for m in modules]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keys = load_keys(settings)
+        issuer = (
+            TokenIssuer(keys.private_pem, issuer=settings.jwt_issuer,
+                        ttl_seconds=settings.jwt_ttl_seconds)
+            if keys.private_pem
+            else None
+        )
+        state = FleetState(
+            settings=settings,
+            registry=registry,
+            verifier=TokenVerifier(keys.public_pem, issuer=settings.jwt_issuer),
+            issuer=issuer,
+        )
+        app.state.fleet = state
+        async with AsyncExitStack() as stack:
+            for module in modules:
+                db = Database(
+                    settings.database_url_for(module.name), module.schema, echo=settings.sql_echo
+                )
+                stack.push_async_callback(db.dispose)
+                if migrate_on_startup:
+                    await migrations.upgrade(db, module.migrations)
+                rt = ServiceRuntime(module, settings, db, state)
+                state.services[module.name] = rt
+                state.checks[f"{module.name}.db"] = db.ping
+            for rt in state.services.values():
+                if rt.module.startup:
+                    await rt.module.startup(rt)
+                if rt.module.shutdown:
+                    stack.push_async_callback(rt.module.shutdown, rt)
+            log.info("started", services=names, env=settings.env)
+            yield
+        log.info("stopped", services=names)
+
+    app = FastAPI(
+        title=title or ("Fleet platform" if len(modules) > 1 else f"Fleet {names[0]} service"),
+        version="0.1.0",
+        lifespan=lifespan,
+        responses={
+            422: {"description": "Validation error (problem+json)"},
+        },
+    )
+    install_problem_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=http_metrics,
+        max_body_bytes=settings.max_body_bytes,
+        access_log=access_log,
+    )
+    for module in modules:
+        for router in module.routers:
+            app.include_router(router)
+    app.include_router(_ops_router(names))
+    return app
+
+
+def _ops_router(names: list[str]) -> APIRouter:
+    router = APIRouter(tags=["ops"])
+
+    @router.get("/health", summary="Liveness: the process answers")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "services": names}
+
+    @router.get("/ready", summary="Readiness: every dependency answers", response_model=None)
+    async def ready(request: Request) -> JSONResponse:
+        state: FleetState = request.app.state.fleet
+        results: dict[str, str] = {}
+        for name, check in state.checks.items():
+            try:
+                await check()
+                results[name] = "ok"
+            except Exception as exc:  # a dependency down is an answer, not an error
+                results[name] = f"down: {type(exc).__name__}"
+        ok = all(v == "ok" for v in results.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "unavailable", "checks": results},
+            status_code=200 if ok else 503,
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics(request: Request) -> Response:
+        state: FleetState = request.app.state.fleet
+        return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def not_found(kind: str, ident: object) -> NotFoundError:
+    """The 404 used for missing resources and for other riders' resources alike."""
+    return NotFoundError(f"{kind} {ident} not found")

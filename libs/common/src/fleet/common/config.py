@@ -1,0 +1,82 @@
+"""Settings shared by every service, read from the environment (12-factor).
+
+Dev defaults make `make run` work with nothing configured; outside `dev`/`test` the settings refuse
+to start with a default admin password or without explicit signing keys.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_ADMIN_EMAIL = "admin@fleet.local"
+DEV_ADMIN_PASSWORD = "admin-password"  # noqa: S105 - a documented dev default, refused in prod
+
+Environment = Literal["dev", "test", "prod"]
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Configuration of one process (one service, or the embedded platform)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    env: Environment = Field("dev", validation_alias=_env("FLEET_ENV"))
+    data_dir: Path = Field(Path("data"), validation_alias=_env("FLEET_DATA_DIR"))
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    amqp_url: str | None = Field(None, validation_alias=_env("AMQP_URL"))
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+
+    admin_email: str = Field(DEV_ADMIN_EMAIL, validation_alias=_env("FLEET_ADMIN_EMAIL"))
+    admin_password: SecretStr = Field(
+        SecretStr(DEV_ADMIN_PASSWORD), validation_alias=_env("FLEET_ADMIN_PASSWORD")
+    )
+
+    jwt_private_key: SecretStr | None = Field(None, validation_alias=_env("FLEET_JWT_PRIVATE_KEY"))
+    jwt_public_key: str | None = Field(None, validation_alias=_env("FLEET_JWT_PUBLIC_KEY"))
+    jwt_private_key_file: Path | None = Field(
+        None, validation_alias=_env("FLEET_JWT_PRIVATE_KEY_FILE")
+    )
+    jwt_public_key_file: Path | None = Field(
+        None, validation_alias=_env("FLEET_JWT_PUBLIC_KEY_FILE")
+    )
+    jwt_issuer: str = Field("fleet", validation_alias=_env("FLEET_JWT_ISSUER"))
+    jwt_ttl_seconds: int = Field(3600, ge=60, le=86400, validation_alias=_env("FLEET_JWT_TTL"))
+
+    max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias=_env("FLEET_MAX_BODY_BYTES"))
+    log_level: str = Field("INFO", validation_alias=_env("FLEET_LOG_LEVEL"))
+    log_json: bool = Field(True, validation_alias=_env("FLEET_LOG_JSON"))
+    sql_echo: bool = Field(False, validation_alias=_env("FLEET_SQL_ECHO"))
+
+    @model_validator(mode="after")
+    def _refuse_insecure_defaults(self) -> Settings:
+        if self.env in ("dev", "test"):
+            return self
+        problems = []
+        if self.admin_password.get_secret_value() == DEV_ADMIN_PASSWORD:
+            problems.append("FLEET_ADMIN_PASSWORD must be set (the dev default is refused)")
+        if len(self.admin_password.get_secret_value()) < 12:
+            problems.append("FLEET_ADMIN_PASSWORD must have at least 12 characters")
+        if not (self.jwt_public_key or self.jwt_public_key_file):
+            problems.append("FLEET_JWT_PUBLIC_KEY(_FILE) must be set")
+        if not self.database_url:
+            problems.append("DATABASE_URL must be set")
+        if problems:
+            raise ValueError(f"insecure settings for env={self.env}: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env in ("dev", "test")
+
+    def database_url_for(self, service: str) -> str:
+        """The service's database: `DATABASE_URL` if set, else a SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / (service + '.db')}"

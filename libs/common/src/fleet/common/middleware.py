@@ -1,0 +1,111 @@
+"""Pure-ASGI middleware (no BaseHTTPMiddleware overhead): request context, RED metrics, body limit."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import orjson
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fleet.common.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, PayloadTooLargeError, problem
+from fleet.common.metrics import HttpMetrics
+
+log = structlog.get_logger("fleet.http")
+UNMATCHED = "<unmatched>"
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+async def _send_problem(send: Send, status: int, title: str, detail: str, slug: str) -> None:
+    body = orjson.dumps(problem(status, title, detail, type_=PROBLEM_BASE + slug))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestContextMiddleware:
+    """Request id in and out, structured access log, RED metrics, request body size limit."""
+
+    def __init__(
+        self, app: ASGIApp, *, metrics: HttpMetrics, max_body_bytes: int, access_log: bool = True
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw_id = _header(scope, b"x-request-id")
+        request_id = raw_id.decode("latin-1")[:64] if raw_id else uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        start = time.perf_counter()
+        status = 500
+
+        length = _header(scope, b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            await _send_problem(
+                send, 413, "Payload Too Large",
+                f"request body exceeds {self.max_body_bytes} bytes", "payload-too-large",
+            )
+            self._finish(scope, 413, start)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise PayloadTooLargeError(f"request body exceeds {self.max_body_bytes} bytes")
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_wrapper)
+        finally:
+            self._finish(scope, status, start)
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    def _finish(self, scope: Scope, status: int, start: float) -> None:
+        elapsed = time.perf_counter() - start
+        route: Any = scope.get("route")
+        template = getattr(route, "path", None) or UNMATCHED
+        self.metrics.observe(scope["method"], template, status, elapsed)
+        if self.access_log:
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                route=template,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )

@@ -1,0 +1,81 @@
+"""Exception handlers that render every error as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fleet.common.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, FleetError, problem
+
+log = structlog.get_logger("fleet.errors")
+
+
+def _response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        body, status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> list[str | int]:
+    return [part if isinstance(part, int) else str(part) for part in loc]
+
+
+async def _fleet_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FleetError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    body = problem(
+        exc.status, exc.title, exc.detail, type_=exc.type, instance=request.url.path, **exc.extra
+    )
+    return _response(body, headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()]
+    names = ", ".join(".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]) for e in errors)
+    body = problem(
+        422,
+        "Unprocessable Content",
+        f"invalid request: {names}" if names else "invalid request",
+        type_=PROBLEM_BASE + "validation",
+        instance=request.url.path,
+        errors=errors,
+    )
+    return _response(body)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    from http import HTTPStatus
+
+    try:
+        title = HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        title = "Error"
+    body = problem(exc.status_code, title, str(exc.detail), instance=request.url.path)
+    return _response(body, dict(exc.headers) if exc.headers else None)
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", path=request.url.path, error_type=type(exc).__name__)
+    body = problem(
+        500,
+        "Internal Server Error",
+        "an unexpected error occurred; it has been logged",
+        type_=PROBLEM_BASE + "internal",
+        instance=request.url.path,
+    )
+    return _response(body)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Make every 4xx/5xx answer of `app` a problem document."""
+    app.add_exception_handler(FleetError, _fleet_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,90 @@
+"""Test support shared by every service's suite: throwaway PostgreSQL databases and ASGI clients.
+
+Tests run against the real servers. When `FLEET_TEST_PG_URL` is unset and a Docker engine answers,
+a PostgreSQL container is started (testcontainers); otherwise the local server is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+LOCAL_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+def docker_available() -> bool:
+    """True if a Docker engine answers (then testcontainers may be used)."""
+    try:
+        import docker  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+def admin_pg_url() -> str:
+    """A superuser URL of the PostgreSQL server tests may create databases on."""
+    return os.environ.get("FLEET_TEST_PG_URL", LOCAL_PG)
+
+
+async def _admin_exec(admin_url: str, sql: str) -> None:
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+def create_database(admin_url: str | None = None, prefix: str = "fleet_test") -> str:
+    """Create a uniquely named database and return its URL."""
+    admin_url = admin_url or admin_pg_url()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin_exec(admin_url, f'CREATE DATABASE "{name}"'))
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str, admin_url: str | None = None) -> None:
+    """Drop a database made by `create_database`, even if connections linger."""
+    admin_url = admin_url or admin_pg_url()
+    name = make_url(url).database
+    asyncio.run(_admin_exec(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def truncate_schemas(url: str, schemas: Iterable[str]) -> None:
+    """Empty every table of `schemas` except Alembic's version tables."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT schemaname, tablename FROM pg_tables "
+                    "WHERE schemaname = ANY(:schemas) AND tablename <> 'alembic_version'"
+                ),
+                {"schemas": list(schemas)},
+            )
+            tables = [f'"{s}"."{t}"' for s, t in rows]
+            if tables:
+                await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def app_client(app: FastAPI, base_url: str = "http://fleet.test") -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to `app` in-process, with its lifespan run around it."""
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client

@@ -1,0 +1,1 @@
+"""Billing service: tariffs, fare quotes, invoices and payments."""

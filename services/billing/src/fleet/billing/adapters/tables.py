@@ -1,0 +1,36 @@
+"""The billing schema's tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Uuid
+
+from fleet.common.db import UTCDateTime, service_metadata
+
+SCHEMA = "billing"
+metadata = service_metadata(SCHEMA)
+
+tariffs = Table(
+    "tariffs",
+    metadata,
+    Column("vehicle_model", String(64), primary_key=True),
+    Column("base_cents", Integer, nullable=False),
+    Column("per_km_cents", Integer, nullable=False),
+    Column("per_min_cents", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("trip_id", Uuid, nullable=False, unique=True),
+    Column("rider_id", Uuid, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("failure_reason", String(500)),
+    Column("distance_km", Float),
+    Column("duration_min", Float),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("ix_invoices_rider_created", invoices.c.rider_id, invoices.c.created_at.desc(), invoices.c.id)

@@ -1,0 +1,42 @@
+"""Use cases: tariffs and fare quotes."""
+
+from __future__ import annotations
+
+from fleet.billing.adapters.repository import SqlTariffRepository
+from fleet.billing.domain.fares import DEFAULT_MODEL, DEFAULT_TARIFF, Tariff, estimate_duration_min
+from fleet.common.db import Database
+from fleet.common.geo import Point, haversine_km
+
+
+async def list_tariffs(db: Database) -> list[Tariff]:
+    async with db.session() as session:
+        stored = await SqlTariffRepository(session).list()
+    if not any(t.vehicle_model == DEFAULT_MODEL for t in stored):
+        stored.insert(0, DEFAULT_TARIFF)
+    return stored
+
+
+async def tariff_for(db: Database, vehicle_model: str | None) -> Tariff:
+    """The model's tariff, else the stored default, else the built-in default."""
+    async with db.session() as session:
+        repo = SqlTariffRepository(session)
+        for model in (vehicle_model, DEFAULT_MODEL):
+            if model and (tariff := await repo.get(model)):
+                return tariff
+    return DEFAULT_TARIFF
+
+
+async def put_tariff(db: Database, tariff: Tariff) -> Tariff:
+    async with db.transaction() as session:
+        await SqlTariffRepository(session).put(tariff)
+    return tariff
+
+
+async def quote(
+    db: Database, pickup: Point, dropoff: Point, vehicle_model: str | None = None
+) -> tuple[int, float, float]:
+    """(fare_cents, distance_km, duration_min) of a straight-line estimate of the ride."""
+    distance = round(haversine_km(pickup.lat, pickup.lon, dropoff.lat, dropoff.lon), 3)
+    duration = estimate_duration_min(distance)
+    tariff = await tariff_for(db, vehicle_model)
+    return tariff.fare_cents(distance, duration), distance, duration

@@ -1,0 +1,1 @@
+"""Trip service: trips, routes, tracking, the booking saga and trip analytics."""

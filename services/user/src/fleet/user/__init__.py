@@ -1,0 +1,1 @@
+"""User service: accounts, roles, credentials, credit wallet and holds, notifications, feedback."""

@@ -1,0 +1,1 @@
+"""Vehicle service: vehicles, telemetry and positions, diagnostics, firmware, reservations."""
