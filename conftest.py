@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,10 +16,18 @@ import pytest
 from fastapi import FastAPI
 
 from fleet.common import migrations
-from fleet.common.app import create_app
+from fleet.common.app import ServiceModule, create_app
 from fleet.common.config import DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, Settings
 from fleet.common.db import Database
-from fleet.common.testing import app_client, create_database, drop_database, truncate_schemas
+from fleet.common.testing import (
+    Account,
+    MakeDb,
+    RiderFactory,
+    app_client,
+    create_database,
+    drop_database,
+    truncate_schemas,
+)
 from fleet.platform.services import all_modules
 
 SCHEMAS = [m.schema for m in all_modules()]
@@ -46,6 +53,35 @@ def pg_url() -> Iterator[str]:
         drop_database(url)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on each backend: repository tests run the same code on both."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'repo.db'}"
+        return
+    url = create_database()
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture
+async def make_db(backend_url: str) -> AsyncIterator[MakeDb]:
+    """`await make_db(module)`: the module's migrated database on the parametrised backend."""
+    made: list[Database] = []
+
+    async def make(module: ServiceModule) -> Database:
+        db = Database(backend_url, module.schema)
+        made.append(db)
+        await migrations.upgrade(db, module.migrations)
+        return db
+
+    yield make
+    for db in made:
+        await db.dispose()
+
+
 @pytest.fixture
 def settings(tmp_path: Path, pg_url: str) -> Settings:
     return Settings(
@@ -68,18 +104,6 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-@dataclass(frozen=True)
-class Account:
-    id: uuid.UUID
-    email: str
-    password: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
 async def login(client: httpx.AsyncClient, email: str, password: str) -> str:
     r = await client.post("/auth/token", data={"username": email, "password": password})
     assert r.status_code == 200, r.text
@@ -92,9 +116,6 @@ async def operator(client: httpx.AsyncClient) -> Account:
     token = await login(client, DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD)
     me = (await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})).json()
     return Account(uuid.UUID(me["id"]), DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, token)
-
-
-RiderFactory = Callable[..., Awaitable[Account]]
 
 
 @pytest.fixture

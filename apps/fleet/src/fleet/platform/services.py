@@ -17,7 +17,9 @@ def module_named(name: str) -> ServiceModule:
     try:
         return _FACTORIES[name]()
     except KeyError:
-        raise ValueError(f"unknown service {name!r}; choose from {', '.join(SERVICE_NAMES)}") from None
+        raise ValueError(
+            f"unknown service {name!r}; choose from {', '.join(SERVICE_NAMES)}"
+        ) from None
 
 
 def all_modules() -> list[ServiceModule]:

@@ -94,8 +94,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = load_keys(settings)
         issuer = (
-            TokenIssuer(keys.private_pem, issuer=settings.jwt_issuer,
-                        ttl_seconds=settings.jwt_ttl_seconds)
+            TokenIssuer(
+                keys.private_pem, issuer=settings.jwt_issuer, ttl_seconds=settings.jwt_ttl_seconds
+            )
             if keys.private_pem
             else None
         )

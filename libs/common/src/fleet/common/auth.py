@@ -154,9 +154,7 @@ class TokenVerifier:
 _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
-def get_principal(
-    request: Request, token: Annotated[str | None, Depends(_bearer)]
-) -> Principal:
+def get_principal(request: Request, token: Annotated[str | None, Depends(_bearer)]) -> Principal:
     """FastAPI dependency: the verified caller, or 401."""
     if not token:
         raise UnauthorizedError("missing bearer token")

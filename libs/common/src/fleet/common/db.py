@@ -14,7 +14,12 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
@@ -47,7 +52,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(
-        self, value: dt.datetime | None, dialect: Dialect
+        self, value: dt.datetime | None, _dialect: Dialect
     ) -> dt.datetime | None:
         if value is None:
             return None
@@ -73,9 +78,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """The engine and session factory of one service, created in the app's lifespan."""
 
-    def __init__(
-        self, url: str, schema: str, *, echo: bool = False, pool_size: int = 10
-    ) -> None:
+    def __init__(self, url: str, schema: str, *, echo: bool = False, pool_size: int = 10) -> None:
         self.url = url
         self.schema = schema
         self.dialect = make_url(url).get_backend_name()

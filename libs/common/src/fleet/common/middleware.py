@@ -1,4 +1,4 @@
-"""Pure-ASGI middleware (no BaseHTTPMiddleware overhead): request context, RED metrics, body limit."""
+"""Pure-ASGI middleware (no BaseHTTPMiddleware cost): request context, RED metrics, body limit."""
 
 from __future__ import annotations
 
@@ -63,8 +63,11 @@ class RequestContextMiddleware:
         length = _header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             await _send_problem(
-                send, 413, "Payload Too Large",
-                f"request body exceeds {self.max_body_bytes} bytes", "payload-too-large",
+                send,
+                413,
+                "Payload Too Large",
+                f"request body exceeds {self.max_body_bytes} bytes",
+                "payload-too-large",
             )
             self._finish(scope, 413, start)
             return

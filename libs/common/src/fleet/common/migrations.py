@@ -7,7 +7,7 @@ Each service keeps its scripts in `fleet/<svc>/migrations/` with a two-line `env
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from alembic import command, context
 from alembic.config import Config
@@ -25,7 +25,7 @@ def _config(script_location: Path, connection: Connection, schema: str) -> Confi
     return cfg
 
 
-def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def _render_item(type_: str, obj: Any, _autogen_context: Any) -> str | Literal[False]:
     """Render our column types as their plain SQLAlchemy equivalents in migration scripts."""
     from fleet.common.db import UTCDateTime
 

@@ -89,7 +89,9 @@ def page_params(
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 
-def paginate(rows: list[Any], limit: int, key: Callable[[Any], Any]) -> tuple[list[Any], str | None]:
+def paginate(
+    rows: list[Any], limit: int, key: Callable[[Any], Any]
+) -> tuple[list[Any], str | None]:
     """Split `limit + 1` fetched rows into a page and the cursor of the next one (if any)."""
     if len(rows) <= limit:
         return rows, None

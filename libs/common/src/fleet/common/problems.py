@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from fastapi import FastAPI, Request
@@ -26,7 +26,7 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> list[str | int]:
 
 
 async def _fleet_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, FleetError)
+    exc = cast(FleetError, exc)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     body = problem(
         exc.status, exc.title, exc.detail, type_=exc.type, instance=request.url.path, **exc.extra
@@ -35,8 +35,8 @@ async def _fleet_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    errors = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()]
+    errs = cast(RequestValidationError, exc).errors()
+    errors = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in errs]
     names = ", ".join(".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]) for e in errors)
     body = problem(
         422,
@@ -50,7 +50,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    exc = cast(StarletteHTTPException, exc)
     from http import HTTPStatus
 
     try:

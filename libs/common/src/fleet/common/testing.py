@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -18,6 +19,9 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from fleet.common.app import ServiceModule
+from fleet.common.db import Database
 
 LOCAL_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
@@ -82,9 +86,27 @@ async def truncate_schemas(url: str, schemas: Iterable[str]) -> None:
 
 
 @asynccontextmanager
-async def app_client(app: FastAPI, base_url: str = "http://fleet.test") -> AsyncIterator[httpx.AsyncClient]:
+async def app_client(
+    app: FastAPI, base_url: str = "http://fleet.test"
+) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client talking to `app` in-process, with its lifespan run around it."""
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield client
+
+
+@dataclass(frozen=True)
+class Account:
+    id: uuid.UUID
+    email: str
+    password: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+RiderFactory = Callable[..., Awaitable[Account]]
+MakeDb = Callable[[ServiceModule], Awaitable[Database]]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fleet.user.adapters.tables import SCHEMA, metadata
 from fleet.common.app import ServiceModule
+from fleet.user.adapters.tables import SCHEMA, metadata
 
 
 def module() -> ServiceModule:

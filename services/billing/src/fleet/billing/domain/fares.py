@@ -18,7 +18,7 @@ class Tariff:
     per_min_cents: int
 
     def fare_cents(self, distance_km: float, duration_min: float) -> int:
-        """The fare, rounded up to the cent: base + distance + time (the seed's billing.calculate)."""
+        """The fare rounded up to the cent: base + distance + time (seed: billing.calculate)."""
         raw = self.base_cents + self.per_km_cents * distance_km + self.per_min_cents * duration_min
         return math.ceil(round(raw, 6))
 

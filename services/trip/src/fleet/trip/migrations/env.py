@@ -1,4 +1,4 @@
-from fleet.trip.adapters.tables import metadata
 from fleet.common.migrations import run_env
+from fleet.trip.adapters.tables import metadata
 
 run_env(metadata)

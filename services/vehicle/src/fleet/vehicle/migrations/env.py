@@ -1,4 +1,4 @@
-from fleet.vehicle.adapters.tables import metadata
 from fleet.common.migrations import run_env
+from fleet.vehicle.adapters.tables import metadata
 
 run_env(metadata)
