@@ -83,9 +83,12 @@ class RequestContextMiddleware:
                     raise PayloadTooLargeError(f"request body exceeds {self.max_body_bytes} bytes")
             return message
 
+        started = False
+
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
+                started = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
@@ -94,6 +97,19 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, limited_receive, send_wrapper)
+        except Exception as exc:
+            # Last line of defence: log it, answer a bare 500 problem, never leak internals, and
+            # do not re-raise (the server would log the same stack trace twice).
+            log.exception("unhandled error", path=scope["path"], error_type=type(exc).__name__)
+            status = 500
+            if not started:
+                await _send_problem(
+                    send,
+                    500,
+                    "Internal Server Error",
+                    "an unexpected error occurred; it has been logged",
+                    "internal",
+                )
         finally:
             self._finish(scope, status, start)
             structlog.contextvars.unbind_contextvars("request_id")

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleet.common.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, FleetError, problem
-
-log = structlog.get_logger("fleet.errors")
 
 
 def _response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -61,21 +58,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _response(body, dict(exc.headers) if exc.headers else None)
 
 
-async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", path=request.url.path, error_type=type(exc).__name__)
-    body = problem(
-        500,
-        "Internal Server Error",
-        "an unexpected error occurred; it has been logged",
-        type_=PROBLEM_BASE + "internal",
-        instance=request.url.path,
-    )
-    return _response(body)
-
-
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every 4xx/5xx answer of `app` a problem document."""
     app.add_exception_handler(FleetError, _fleet_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,3 @@
+from fleet.platform.cli import main
+
+main()
