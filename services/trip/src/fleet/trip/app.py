@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fleet.common.app import ServiceModule
 from fleet.trip.adapters.tables import SCHEMA, metadata
+from fleet.trip.api import routes, trips
 
 
 def module() -> ServiceModule:
@@ -13,6 +14,6 @@ def module() -> ServiceModule:
         name="trip",
         schema=SCHEMA,
         metadata=metadata,
-        routers=[],
+        routers=[trips.router, routes.router],
         migrations=Path(__file__).parent / "migrations",
     )

@@ -1,0 +1,177 @@
+"""SQL repositories of the trip service."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fleet.common.pagination import PageParams, newest_first
+from fleet.trip.adapters.tables import tracking_points, trips
+from fleet.trip.domain.tracking import TrackingPoint
+from fleet.trip.domain.trips import Location, StaleTrip, Trip, TripStatus
+
+# Columns written on every save; the identity, rider, booking request and creation never change.
+_MUTABLE = (
+    "vehicle_id",
+    "status",
+    "fare_cents",
+    "distance_km",
+    "duration_min",
+    "saga_id",
+    "rejection_reason",
+    "updated_at",
+    "confirmed_at",
+    "started_at",
+    "completed_at",
+    "cancelled_at",
+)
+
+
+def _row_values(trip: Trip) -> dict[str, Any]:
+    return {
+        "id": trip.id,
+        "rider_id": trip.rider_id,
+        "vehicle_id": trip.vehicle_id,
+        "status": trip.status.value,
+        "pickup_lat": trip.pickup.lat,
+        "pickup_lon": trip.pickup.lon,
+        "dropoff_lat": trip.dropoff.lat,
+        "dropoff_lon": trip.dropoff.lon,
+        "quoted_fare_cents": trip.quoted_fare_cents,
+        "fare_cents": trip.fare_cents,
+        "distance_km": trip.distance_km,
+        "duration_min": trip.duration_min,
+        "saga_id": trip.saga_id,
+        "rejection_reason": trip.rejection_reason,
+        "idempotency_key": trip.idempotency_key,
+        "request_hash": trip.request_hash,
+        "version": trip.version,
+        "created_at": trip.created_at,
+        "updated_at": trip.updated_at,
+        "confirmed_at": trip.confirmed_at,
+        "started_at": trip.started_at,
+        "completed_at": trip.completed_at,
+        "cancelled_at": trip.cancelled_at,
+    }
+
+
+def _trip(row: Any) -> Trip:
+    m = row._mapping
+    return Trip(
+        id=m["id"],
+        rider_id=m["rider_id"],
+        vehicle_id=m["vehicle_id"],
+        status=TripStatus(m["status"]),
+        pickup=Location(m["pickup_lat"], m["pickup_lon"]),
+        dropoff=Location(m["dropoff_lat"], m["dropoff_lon"]),
+        quoted_fare_cents=m["quoted_fare_cents"],
+        fare_cents=m["fare_cents"],
+        distance_km=m["distance_km"],
+        duration_min=m["duration_min"],
+        saga_id=m["saga_id"],
+        rejection_reason=m["rejection_reason"],
+        idempotency_key=m["idempotency_key"],
+        request_hash=m["request_hash"],
+        version=m["version"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        confirmed_at=m["confirmed_at"],
+        started_at=m["started_at"],
+        completed_at=m["completed_at"],
+        cancelled_at=m["cancelled_at"],
+    )
+
+
+class SqlTripRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, trip: Trip) -> None:
+        await self.session.execute(trips.insert().values(**_row_values(trip)))
+
+    async def get(self, trip_id: uuid.UUID) -> Trip | None:
+        row = (await self.session.execute(select(trips).where(trips.c.id == trip_id))).first()
+        return _trip(row) if row else None
+
+    async def get_by_idempotency_key(self, rider_id: uuid.UUID, key: str) -> Trip | None:
+        stmt = select(trips).where(trips.c.rider_id == rider_id, trips.c.idempotency_key == key)
+        row = (await self.session.execute(stmt)).first()
+        return _trip(row) if row else None
+
+    async def list(
+        self,
+        page: PageParams,
+        *,
+        rider_id: uuid.UUID | None = None,
+        status: TripStatus | None = None,
+    ) -> list[Trip]:
+        """Newest first, one trip more than the page to tell whether another page follows."""
+        stmt = select(trips)
+        if rider_id is not None:
+            stmt = stmt.where(trips.c.rider_id == rider_id)
+        if status is not None:
+            stmt = stmt.where(trips.c.status == status.value)
+        stmt = newest_first(stmt, trips.c.created_at, trips.c.id, page)
+        return [_trip(r) for r in await self.session.execute(stmt)]
+
+    async def save(self, trip: Trip) -> None:
+        """Write the trip's changes if nobody saved it since it was read, else `StaleTrip`."""
+        values = _row_values(trip)
+        stmt = (
+            update(trips)
+            .where(trips.c.id == trip.id, trips.c.version == trip.version)
+            .values({**{name: values[name] for name in _MUTABLE}, "version": trip.version + 1})
+        )
+        result: Any = await self.session.execute(stmt)
+        if result.rowcount != 1:
+            raise StaleTrip(trip.id, trip.version)
+        trip.version += 1
+
+
+def _point(row: Any) -> TrackingPoint:
+    m = row._mapping
+    return TrackingPoint(
+        id=m["id"],
+        trip_id=m["trip_id"],
+        vehicle_id=m["vehicle_id"],
+        lat=m["lat"],
+        lon=m["lon"],
+        speed_kph=m["speed_kph"],
+        recorded_at=m["recorded_at"],
+    )
+
+
+class SqlTrackingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, points: Sequence[TrackingPoint]) -> None:
+        if not points:
+            return
+        rows = [
+            {
+                "id": p.id,
+                "trip_id": p.trip_id,
+                "vehicle_id": p.vehicle_id,
+                "lat": p.lat,
+                "lon": p.lon,
+                "speed_kph": p.speed_kph,
+                "recorded_at": p.recorded_at,
+            }
+            for p in points
+        ]
+        await self.session.execute(tracking_points.insert(), rows)
+
+    async def list(self, trip_id: uuid.UUID, page: PageParams) -> list[TrackingPoint]:
+        """Oldest first (the path as driven), one point more than the page."""
+        t = tracking_points
+        stmt = select(t).where(t.c.trip_id == trip_id)
+        after = page.after()
+        if after is not None:
+            stmt = stmt.where(tuple_(t.c.recorded_at, t.c.id) > tuple_(*after))
+        stmt = stmt.order_by(t.c.recorded_at, t.c.id).limit(page.limit + 1)
+        return [_point(r) for r in await self.session.execute(stmt)]

@@ -1,0 +1,97 @@
+"""Request and response bodies of the trip API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fleet.trip.domain.trips import Location, Trip, TripStatus
+
+# Strict: a quoted number ("45.1") or a boolean is a client bug, not a coordinate.
+Latitude = Annotated[float, Field(strict=True, ge=-90, le=90, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(strict=True, ge=-180, le=180, allow_inf_nan=False)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PointIn(Strict):
+    lat: Latitude
+    lon: Longitude
+
+    def location(self) -> Location:
+        return Location(self.lat, self.lon)
+
+
+class RouteIn(Strict):
+    pickup: PointIn
+    dropoff: PointIn
+
+
+class RouteOut(BaseModel):
+    distance_km: float
+    duration_min: float
+    polyline: str = Field(description="Google encoded polyline, precision 5")
+
+
+class PointOut(BaseModel):
+    lat: float
+    lon: float
+
+
+class TripOut(BaseModel):
+    id: uuid.UUID
+    rider_id: uuid.UUID
+    vehicle_id: uuid.UUID | None
+    status: TripStatus
+    pickup: PointOut
+    dropoff: PointOut
+    quoted_fare_cents: int
+    fare_cents: int | None
+    distance_km: float | None
+    duration_min: float | None
+    saga_id: uuid.UUID | None
+    rejection_reason: str | None
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    confirmed_at: dt.datetime | None
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    cancelled_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, trip: Trip) -> TripOut:
+        return cls(
+            id=trip.id,
+            rider_id=trip.rider_id,
+            vehicle_id=trip.vehicle_id,
+            status=trip.status,
+            pickup=PointOut(lat=trip.pickup.lat, lon=trip.pickup.lon),
+            dropoff=PointOut(lat=trip.dropoff.lat, lon=trip.dropoff.lon),
+            quoted_fare_cents=trip.quoted_fare_cents,
+            fare_cents=trip.fare_cents,
+            distance_km=trip.distance_km,
+            duration_min=trip.duration_min,
+            saga_id=trip.saga_id,
+            rejection_reason=trip.rejection_reason,
+            version=trip.version,
+            created_at=trip.created_at,
+            updated_at=trip.updated_at,
+            confirmed_at=trip.confirmed_at,
+            started_at=trip.started_at,
+            completed_at=trip.completed_at,
+            cancelled_at=trip.cancelled_at,
+        )
+
+
+class TrackingPointOut(BaseModel):
+    vehicle_id: uuid.UUID
+    lat: float
+    lon: float
+    speed_kph: float | None
+    recorded_at: dt.datetime
