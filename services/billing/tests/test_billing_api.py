@@ -121,8 +121,13 @@ async def _invoice(pg_url: str, rider_id: uuid.UUID, amount: int = 1234) -> uuid
             now = utcnow()
             await s.execute(
                 invoices.insert().values(
-                    id=ident, trip_id=uuid.uuid4(), rider_id=rider_id, amount_cents=amount,
-                    status="paid", created_at=now, updated_at=now,
+                    id=ident,
+                    trip_id=uuid.uuid4(),
+                    rider_id=rider_id,
+                    amount_cents=amount,
+                    status="paid",
+                    created_at=now,
+                    updated_at=now,
                 )
             )
     finally:
@@ -139,7 +144,8 @@ async def test_riders_see_only_their_own_invoices(
 
     listed = (await client.get("/invoices", headers=ada.headers)).json()
     assert [i["id"] for i in listed["items"]] == [str(mine)]
-    assert (await client.get(f"/invoices/{mine}", headers=ada.headers)).json()["amount_cents"] == 1234
+    own = await client.get(f"/invoices/{mine}", headers=ada.headers)
+    assert own.json()["amount_cents"] == 1234
     _problem(await client.get(f"/invoices/{theirs}", headers=ada.headers), 404)
 
     everything = (await client.get("/invoices", headers=operator.headers)).json()["items"]
