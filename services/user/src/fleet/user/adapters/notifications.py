@@ -1,0 +1,67 @@
+"""SQL repositories of notifications and trip feedback."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fleet.common.db import utcnow
+from fleet.common.pagination import PageParams, newest_first
+from fleet.user.adapters.tables import feedback, notifications
+
+
+class SqlNotificationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, user_id: uuid.UUID, kind: str, title: str, body: str) -> uuid.UUID:
+        ident = uuid.uuid4()
+        await self.session.execute(
+            notifications.insert().values(
+                id=ident, user_id=user_id, kind=kind, title=title, body=body, created_at=utcnow()
+            )
+        )
+        return ident
+
+    async def get(self, notification_id: uuid.UUID) -> Any | None:
+        stmt = select(notifications).where(notifications.c.id == notification_id)
+        return (await self.session.execute(stmt)).first()
+
+    async def list(self, user_id: uuid.UUID, page: PageParams) -> list[Any]:
+        """Newest first, one row more than the page to tell whether another page follows."""
+        stmt = select(notifications).where(notifications.c.user_id == user_id)
+        stmt = newest_first(stmt, notifications.c.created_at, notifications.c.id, page)
+        return list(await self.session.execute(stmt))
+
+    async def mark_read(self, notification_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(notifications)
+            .where(notifications.c.id == notification_id, notifications.c.read_at.is_(None))
+            .values(read_at=utcnow())
+        )
+
+
+class SqlFeedbackRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self, rider_id: uuid.UUID, trip_id: uuid.UUID, rating: int, comment: str | None
+    ) -> Any:
+        values = {
+            "id": uuid.uuid4(),
+            "rider_id": rider_id,
+            "trip_id": trip_id,
+            "rating": rating,
+            "comment": comment,
+            "created_at": utcnow(),
+        }
+        await self.session.execute(feedback.insert().values(**values))
+        return values
+
+    async def of_rider(self, rider_id: uuid.UUID) -> list[Any]:
+        stmt = select(feedback).where(feedback.c.rider_id == rider_id)
+        return list(await self.session.execute(stmt))

@@ -1,0 +1,84 @@
+"""Request and response bodies of the user API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from fleet.common.auth import Role
+from fleet.user.domain.users import User
+from fleet.user.domain.wallet import Wallet
+
+MAX_TOP_UP_CENTS = 1_000_000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterIn(Strict):
+    email: EmailStr = Field(max_length=320)
+    password: str = Field(min_length=8, max_length=128)
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(id=user.id, email=user.email, name=user.name, role=user.role)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type
+    expires_in: int
+
+
+class WalletOut(BaseModel):
+    balance_cents: int
+    held_cents: int
+    available_cents: int
+
+    @classmethod
+    def of(cls, wallet: Wallet) -> WalletOut:
+        return cls(
+            balance_cents=wallet.balance_cents,
+            held_cents=wallet.held_cents,
+            available_cents=wallet.available_cents,
+        )
+
+
+class TopUpIn(Strict):
+    # strict: money is never parsed from strings, floats or booleans
+    amount_cents: int = Field(strict=True, ge=1, le=MAX_TOP_UP_CENTS)
+
+
+class NotificationOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    title: str
+    body: str
+    created_at: dt.datetime
+    read_at: dt.datetime | None = None
+
+
+class FeedbackIn(Strict):
+    trip_id: uuid.UUID
+    rating: int = Field(strict=True, ge=1, le=5)
+    comment: str | None = Field(None, max_length=1000)
+
+
+class FeedbackOut(BaseModel):
+    id: uuid.UUID
+    trip_id: uuid.UUID
+    rating: int
+    comment: str | None
+    created_at: dt.datetime

@@ -1,0 +1,137 @@
+"""Use cases: the rider's wallet, top-ups, and credit holds driven by the booking saga.
+
+Holds are idempotent by reference: the saga may redeliver `reserve-credits`, `release-credits` or
+a capture, and each takes effect once. Every writer locks the wallet row first, then looks at the
+hold, so a concurrent duplicate sees the first one's outcome.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.exc import IntegrityError
+
+from fleet.common.app import not_found
+from fleet.common.db import Database
+from fleet.common.errors import ConflictError
+from fleet.user.adapters.wallets import LedgerEntry, SqlWalletRepository
+from fleet.user.domain.wallet import Hold, Wallet
+
+
+async def get_wallet(db: Database, user_id: uuid.UUID) -> Wallet:
+    async with db.session() as session:
+        wallet = await SqlWalletRepository(session).get(user_id)
+    if wallet is None:
+        raise not_found("wallet", user_id)
+    return wallet
+
+
+async def _locked(repo: SqlWalletRepository, user_id: uuid.UUID) -> Wallet:
+    wallet = await repo.get(user_id, for_update=True)
+    if wallet is None:
+        raise not_found("wallet", user_id)
+    return wallet
+
+
+def _replay(entry: LedgerEntry, user_id: uuid.UUID, amount_cents: int) -> Wallet:
+    if entry.amount_cents != amount_cents:
+        raise ConflictError("Idempotency-Key was already used for a different top-up")
+    return Wallet(user_id, entry.balance_after_cents, entry.held_after_cents)
+
+
+async def top_up(
+    db: Database, user_id: uuid.UUID, amount_cents: int, idempotency_key: str | None = None
+) -> Wallet:
+    """Credit the wallet and record it in the ledger; a repeated key replays the first result."""
+    try:
+        async with db.transaction() as session:
+            repo = SqlWalletRepository(session)
+            wallet = await _locked(repo, user_id)
+            if idempotency_key and (prior := await repo.entry(user_id, "top_up", idempotency_key)):
+                return _replay(prior, user_id, amount_cents)
+            version = wallet.version
+            wallet.top_up(amount_cents)
+            await repo.save(wallet, version)
+            await repo.record(wallet, "top_up", amount_cents, idempotency_key)
+            return wallet
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+    # Only reachable without row locks (SQLite): a concurrent request with this key committed.
+    async with db.session() as session:
+        prior = await SqlWalletRepository(session).entry(user_id, "top_up", idempotency_key)
+    if prior is None:
+        raise ConflictError("the wallet changed concurrently; retry")
+    return _replay(prior, user_id, amount_cents)
+
+
+def _same_request(hold: Hold, user_id: uuid.UUID, amount_cents: int) -> Hold:
+    if hold.user_id != user_id or (hold.is_active and hold.amount_cents != amount_cents):
+        raise ConflictError(f"reference {hold.reference} already holds credits for another request")
+    return hold
+
+
+async def reserve_credits(
+    db: Database, user_id: uuid.UUID, reference: uuid.UUID, amount_cents: int
+) -> Hold:
+    """Hold `amount_cents` for `reference`; InsufficientCredits if the wallet cannot cover it.
+
+    A reference already seen returns its hold unchanged, even if it was released meanwhile: a late
+    duplicate of the command must not hold credits again after the saga compensated.
+    """
+    try:
+        async with db.transaction() as session:
+            repo = SqlWalletRepository(session)
+            wallet = await _locked(repo, user_id)
+            if existing := await repo.hold(reference):
+                return _same_request(existing, user_id, amount_cents)
+            version = wallet.version
+            hold = wallet.place_hold(uuid.uuid4(), reference, amount_cents)
+            await repo.save(wallet, version)
+            await repo.add_hold(hold)
+            return hold
+    except IntegrityError:
+        # Only without row locks (SQLite) or from another rider's wallet: the reference is taken.
+        async with db.session() as session:
+            existing = await SqlWalletRepository(session).hold(reference)
+        if existing is None:
+            raise
+        return _same_request(existing, user_id, amount_cents)
+
+
+async def release_credits(db: Database, reference: uuid.UUID) -> Hold | None:
+    """Give a hold's credits back. Released holds stay released; unknown references are a no-op."""
+    async with db.transaction() as session:
+        repo = SqlWalletRepository(session)
+        found = await repo.hold(reference)
+        if found is None:
+            return None
+        wallet = await _locked(repo, found.user_id)
+        # Re-read under the wallet lock: a concurrent duplicate may have settled it meanwhile.
+        hold = await repo.hold(reference) or found
+        if hold.status == "released":
+            return hold
+        version = wallet.version
+        wallet.release_hold(hold)  # HoldNotActive if it was captured
+        await repo.save(wallet, version)
+        await repo.save_hold(hold)
+        return hold
+
+
+async def capture_credits(db: Database, reference: uuid.UUID, amount_cents: int) -> Hold:
+    """Debit `amount_cents` of the hold and release the rest; a repeat returns the first result."""
+    async with db.transaction() as session:
+        repo = SqlWalletRepository(session)
+        found = await repo.hold(reference)
+        if found is None:
+            raise not_found("credit hold", reference)
+        wallet = await _locked(repo, found.user_id)
+        hold = await repo.hold(reference) or found
+        if hold.status == "captured" and hold.captured_cents == amount_cents:
+            return hold
+        version = wallet.version
+        wallet.capture_hold(hold, amount_cents)
+        await repo.save(wallet, version)
+        await repo.save_hold(hold)
+        await repo.record(wallet, "capture", -amount_cents, str(reference))
+        return hold
