@@ -1,0 +1,45 @@
+"""Who listens to what: each service's durable queues and their bindings (one place to read)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fleet.common.messaging import ExchangeName
+from fleet.contracts import booking, events
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    exchange: ExchangeName
+    bindings: tuple[str, ...]
+
+
+USER_COMMANDS = QueueSpec("user.commands", "commands", ("user.*",))
+USER_EVENTS = QueueSpec(
+    "user.events", "events", (events.TripCancelled.event_type, events.InvoiceIssued.event_type)
+)
+VEHICLE_COMMANDS = QueueSpec("vehicle.commands", "commands", ("vehicle.*",))
+VEHICLE_EVENTS = QueueSpec(
+    "vehicle.events",
+    "events",
+    (
+        events.TripStarted.event_type,
+        events.TripCompleted.event_type,
+        events.TripCancelled.event_type,
+    ),
+)
+BILLING_COMMANDS = QueueSpec("billing.commands", "commands", ("billing.*",))
+BILLING_EVENTS = QueueSpec(
+    "billing.events",
+    "events",
+    (
+        events.TripCompleted.event_type,
+        events.CreditsCaptured.event_type,
+        events.CreditsCaptureFailed.event_type,
+    ),
+)
+TRIP_SAGA_REPLIES = QueueSpec("trip.saga-replies", "commands", (booking.REPLY_KEY,))
+TRIP_EVENTS = QueueSpec(
+    "trip.events", "events", (events.TripCompleted.event_type, events.InvoicePaid.event_type)
+)
