@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 
 from fleet.common import migrations
 from fleet.common.auth import TokenIssuer, TokenVerifier, load_keys
@@ -24,9 +24,12 @@ from fleet.common.config import Settings
 from fleet.common.db import Database
 from fleet.common.errors import NotFoundError
 from fleet.common.logging import configure_logging, get_logger
+from fleet.common.messaging import InMemoryBus, MessageBus
 from fleet.common.metrics import HttpMetrics
 from fleet.common.middleware import RequestContextMiddleware
+from fleet.common.outbox import OutboxRelay
 from fleet.common.problems import install_problem_handlers
+from fleet.common.runtime import ServiceRuntime, SubscriptionsFactory
 
 log = get_logger("fleet.app")
 
@@ -44,17 +47,11 @@ class ServiceModule:
     migrations: Path
     startup: Callable[[ServiceRuntime], Awaitable[None]] | None = None
     shutdown: Callable[[ServiceRuntime], Awaitable[None]] | None = None
+    subscriptions: SubscriptionsFactory | None = None
 
-
-@dataclass
-class ServiceRuntime:
-    """A service's live resources inside a running app (its database, settings, extras)."""
-
-    module: ServiceModule
-    settings: Settings
-    db: Database
-    platform: FleetState
-    extras: dict[str, Any] = field(default_factory=dict)
+    def table(self, name: str) -> Table | None:
+        """The module's table called `name` (e.g. its `outbox`), if it has one."""
+        return self.metadata.tables.get(f"{self.schema}.{name}")
 
 
 @dataclass
@@ -65,6 +62,7 @@ class FleetState:
     registry: CollectorRegistry
     verifier: TokenVerifier
     issuer: TokenIssuer | None
+    bus: MessageBus
     services: dict[str, ServiceRuntime] = field(default_factory=dict)
     checks: dict[str, HealthCheck] = field(default_factory=dict)
 
@@ -105,9 +103,11 @@ def create_app(
             registry=registry,
             verifier=TokenVerifier(keys.public_pem, issuer=settings.jwt_issuer),
             issuer=issuer,
+            bus=make_bus(settings, names),
         )
         app.state.fleet = state
         async with AsyncExitStack() as stack:
+            # Shutdown runs in reverse: background tasks, relays, bus (consumers), databases.
             for module in modules:
                 db = Database(
                     settings.database_url_for(module.name), module.schema, echo=settings.sql_echo
@@ -115,14 +115,40 @@ def create_app(
                 stack.push_async_callback(db.dispose)
                 if migrate_on_startup:
                     await migrations.upgrade(db, module.migrations)
-                rt = ServiceRuntime(module, settings, db, state)
-                state.services[module.name] = rt
+                state.services[module.name] = ServiceRuntime(
+                    module,
+                    settings,
+                    db,
+                    state,
+                    bus=state.bus,
+                    outbox=module.table("outbox"),
+                    inbox=module.table("inbox"),
+                )
                 state.checks[f"{module.name}.db"] = db.ping
+            await state.bus.start()
+            stack.push_async_callback(state.bus.close)
+            state.checks["bus"] = state.bus.ping
             for rt in state.services.values():
+                if rt.outbox is not None:
+                    rt.relay = OutboxRelay(rt.db, state.bus, rt.outbox)
+                    await rt.relay.start()
+                    stack.push_async_callback(rt.relay.stop)
+            for rt in state.services.values():
+                stack.push_async_callback(rt.stop_tasks)
                 if rt.module.startup:
                     await rt.module.startup(rt)
                 if rt.module.shutdown:
                     stack.push_async_callback(rt.module.shutdown, rt)
+            for rt in state.services.values():
+                for sub in rt.module.subscriptions(rt) if rt.module.subscriptions else ():
+                    await state.bus.subscribe(
+                        sub.queue,
+                        sub.bindings,
+                        sub.handler,
+                        exchange=sub.exchange,
+                        prefetch=sub.prefetch,
+                        max_retries=sub.max_retries,
+                    )
             log.info("started", services=names, env=settings.env)
             yield
         log.info("stopped", services=names)
@@ -178,6 +204,15 @@ def _ops_router(names: list[str]) -> APIRouter:
         return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def make_bus(settings: Settings, names: list[str]) -> MessageBus:
+    """RabbitMQ when `AMQP_URL` is set, else the in-process bus (embedded mode)."""
+    if settings.amqp_url:
+        from fleet.common.messaging.rabbit import RabbitBus
+
+        return RabbitBus(settings.amqp_url, service="+".join(names))
+    return InMemoryBus()
 
 
 def not_found(kind: str, ident: object) -> NotFoundError:

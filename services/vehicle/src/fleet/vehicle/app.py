@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fleet.common.app import ServiceModule
 from fleet.vehicle.adapters.tables import SCHEMA, metadata
+from fleet.vehicle.api import diagnostics, fleet, telemetry, vehicles
 
 
 def module() -> ServiceModule:
@@ -13,6 +14,6 @@ def module() -> ServiceModule:
         name="vehicle",
         schema=SCHEMA,
         metadata=metadata,
-        routers=[],
+        routers=[vehicles.router, telemetry.router, fleet.router, diagnostics.router],
         migrations=Path(__file__).parent / "migrations",
     )

@@ -1,0 +1,1 @@
+"""The vehicle domain: pure rules, no I/O."""

@@ -1,0 +1,223 @@
+"""`OutboxRelay`: publishes a service's committed outbox rows (see `fleet.common.outbox`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fleet.common.db import Database, utcnow
+from fleet.common.logging import get_logger
+from fleet.common.messaging.bus import ExchangeName, MessageBus, describe_error
+from fleet.common.messaging.envelope import Envelope
+
+log = get_logger("fleet.outbox")
+
+
+@dataclass(frozen=True)
+class _Due:
+    id: uuid.UUID
+    exchange: ExchangeName
+    body: bytes
+    attempts: int
+
+
+@dataclass
+class _Outcome:
+    published: list[uuid.UUID]
+    failed: _Due | None = None
+    error: str = ""
+
+
+class OutboxRelay:
+    """Publishes a service's committed outbox rows; one per service process.
+
+    Wakes on `notify()` (call it right after a commit that enqueued) and every `poll_interval`
+    seconds. On PostgreSQL, rows are claimed with `FOR UPDATE SKIP LOCKED` inside the transaction
+    that marks them, so several relays (replicas) never publish the same row twice; on SQLite
+    (embedded mode: one process) they are read, published, then marked.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        bus: MessageBus,
+        table: Table,
+        *,
+        poll_interval: float = 0.5,
+        batch_size: int = 100,
+        publish_timeout: float = 10.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 300.0,
+        retention: dt.timedelta | None = dt.timedelta(hours=24),
+        purge_interval: float = 600.0,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.table = table
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self.publish_timeout = publish_timeout
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.retention = retention
+        self.purge_interval = purge_interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._next_purge = 0.0
+
+    async def start(self) -> None:
+        """Run the relay in the background until `stop()`."""
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.db.schema}")
+
+    async def stop(self) -> None:
+        """Stop after the batch in progress (or give up on it after `publish_timeout`)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        # On timeout wait_for cancels the pass; its unmarked rows are published again later.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(task, self.publish_timeout)
+
+    def notify(self) -> None:
+        """Publish now: something was just committed to the outbox."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Publish every due row now; the number published."""
+        total = 0
+        while not self._stopping:
+            outcome = await self._batch()
+            total += len(outcome.published)
+            if outcome.failed is not None or len(outcome.published) < self.batch_size:
+                break
+        return total
+
+    async def backlog(self) -> tuple[int, float]:
+        """(unpublished rows, age in seconds of the oldest) — the outbox lag metric."""
+        t = self.table
+        async with self.db.session() as session:
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(t.c.created_at)).where(t.c.published_at.is_(None))
+                )
+            ).one()
+        age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+        return int(count), max(age, 0.0)
+
+    async def purge(self, older_than: dt.timedelta) -> int:
+        """Delete rows published more than `older_than` ago; the number deleted."""
+        t = self.table
+        async with self.db.transaction() as session:
+            result: Any = await session.execute(
+                delete(t).where(t.c.published_at < utcnow() - older_than)
+            )
+            return int(result.rowcount or 0)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                await self.run_once()
+                await self._purge_now_and_then()
+            except Exception:  # database away: try again on the next tick
+                log.exception("outbox relay pass failed", schema=self.db.schema)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def _purge_now_and_then(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self.retention is None or now < self._next_purge:
+            return
+        self._next_purge = now + self.purge_interval
+        purged = await self.purge(self.retention)
+        if purged:
+            log.info("outbox purged", schema=self.db.schema, rows=purged)
+
+    async def _batch(self) -> _Outcome:
+        if self.db.is_sqlite:
+            async with self.db.transaction() as session:
+                due = await self._due(session, lock=False)
+            outcome = await self._publish(due)
+            async with self.db.transaction() as session:
+                await self._record(session, outcome)
+            return outcome
+        async with self.db.transaction() as session:
+            due = await self._due(session, lock=True)
+            outcome = await self._publish(due)
+            await self._record(session, outcome)
+        return outcome
+
+    async def _due(self, session: AsyncSession, *, lock: bool) -> list[_Due]:
+        t = self.table
+        stmt = (
+            select(t.c.id, t.c.exchange, t.c.body, t.c.attempts)
+            .where(t.c.published_at.is_(None), t.c.next_attempt_at <= utcnow())
+            .order_by(t.c.created_at, t.c.id)
+            .limit(self.batch_size)
+        )
+        if lock:
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = (await session.execute(stmt)).all()
+        return [_Due(r.id, r.exchange, r.body, r.attempts) for r in rows]
+
+    async def _publish(self, due: Sequence[_Due]) -> _Outcome:
+        outcome = _Outcome(published=[])
+        for row in due:
+            try:
+                envelope = Envelope.decode(row.body)
+                await asyncio.wait_for(
+                    self.bus.publish(envelope, exchange=row.exchange), self.publish_timeout
+                )
+            except Exception as exc:
+                # Stop at the first failure: the broker is likely away for the rest too.
+                outcome.failed, outcome.error = row, describe_error(exc)
+                break
+            outcome.published.append(row.id)
+        return outcome
+
+    async def _record(self, session: AsyncSession, outcome: _Outcome) -> None:
+        t = self.table
+        if outcome.published:
+            await session.execute(
+                update(t).where(t.c.id.in_(outcome.published)).values(published_at=utcnow())
+            )
+        failed = outcome.failed
+        if failed is None:
+            return
+        attempts = failed.attempts + 1
+        delay = self._backoff(attempts)
+        log.warning(
+            "outbox publish failed",
+            event_id=str(failed.id),
+            attempts=attempts,
+            retry_in=round(delay, 3),
+            error=outcome.error,
+        )
+        await session.execute(
+            update(t)
+            .where(t.c.id == failed.id)
+            .values(
+                attempts=attempts,
+                next_attempt_at=utcnow() + dt.timedelta(seconds=delay),
+                last_error=outcome.error,
+            )
+        )
+
+    def _backoff(self, attempts: int) -> float:
+        ceiling = min(self.backoff_cap, self.backoff_base * 2.0 ** min(attempts - 1, 30))
+        # "Equal jitter": at least half the ceiling, so a broken broker is not hammered.
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto

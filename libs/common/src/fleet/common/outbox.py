@@ -1,0 +1,183 @@
+"""Transactional outbox and inbox: publish exactly what was committed, handle each message once.
+
+Outbox: a use case calls `enqueue(session, envelope, table=...)` in the transaction that changes
+its state, so the message is committed with the change or not at all. An `OutboxRelay` publishes
+committed rows with publisher confirms, oldest first, marks them published, and retries failures
+with capped exponential back-off; a row is never dropped. Delivery is at least once (a crash
+between the broker's confirm and the mark publishes a row again).
+
+Inbox: a consumer claims `(consumer, event_id)` in the transaction of its effect
+(`handle_once`), so a redelivered message is a no-op. Ack happens after that commit.
+
+Both tables live in each service's own schema: `outbox_table(metadata)`, `inbox_table(metadata)`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    delete,
+    insert,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fleet.common.db import Database, UTCDateTime, insert_for, utcnow
+from fleet.common.logging import get_logger
+from fleet.common.messaging.bus import ExchangeName, Handler
+from fleet.common.messaging.envelope import Envelope
+from fleet.common.messaging.relay import OutboxRelay
+
+__all__ = [
+    "InboxHandler",
+    "OutboxRelay",
+    "claim_inbox",
+    "enqueue",
+    "handle_once",
+    "inbox_table",
+    "outbox_table",
+    "purge_inbox",
+]
+
+log = get_logger("fleet.outbox")
+
+InboxHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """Add the `outbox` table to a service's metadata (include it in its migrations)."""
+    published_at = Column("published_at", UTCDateTime, nullable=True)
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", Uuid, primary_key=True),  # the envelope's event_id
+        Column("exchange", String(16), nullable=False),
+        Column("routing_key", String(255), nullable=False),
+        Column("body", LargeBinary, nullable=False),
+        Column("headers", JSON, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        published_at,
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("next_attempt_at", UTCDateTime, nullable=False),
+        Column("last_error", Text, nullable=True),
+        # The relay's scan touches unpublished rows only; published ones wait for the purge.
+        Index(
+            "ix_outbox_unpublished",
+            "next_attempt_at",
+            "created_at",
+            postgresql_where=published_at.is_(None),
+            sqlite_where=published_at.is_(None),
+        ),
+    )
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    """Add the `inbox` table (handled message ids per consumer) to a service's metadata."""
+    return Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(200), primary_key=True),
+        Column("event_id", Uuid, primary_key=True),
+        Column("handled_at", UTCDateTime, nullable=False, index=True),
+    )
+
+
+class _Ticker:
+    """Strictly increasing timestamps, so rows enqueued in one transaction keep their order."""
+
+    def __init__(self) -> None:
+        self._last = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        now = utcnow()
+        self._last = now if now > self._last else self._last + dt.timedelta(microseconds=1)
+        return self._last
+
+
+_tick = _Ticker()
+
+
+async def enqueue(
+    session: AsyncSession,
+    envelope: Envelope,
+    exchange: ExchangeName = "events",
+    *,
+    table: Table,
+) -> None:
+    """Add `envelope` to the outbox `table` inside the caller's transaction."""
+    now = _tick()
+    await session.execute(
+        insert(table).values(
+            id=envelope.event_id,
+            exchange=exchange,
+            routing_key=envelope.event_type,
+            body=envelope.encode(),
+            headers=dict(envelope.headers),
+            created_at=now,
+            attempts=0,
+            next_attempt_at=now,
+        )
+    )
+
+
+async def claim_inbox(
+    session: AsyncSession, consumer: str, event_id: uuid.UUID, *, table: Table
+) -> bool:
+    """Record that `consumer` handles `event_id`; False if it already did (then skip it)."""
+    stmt = (
+        insert_for(session, table)
+        .values(consumer=consumer, event_id=event_id, handled_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+        .returning(table.c.event_id)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+def handle_once(
+    db: Database,
+    consumer: str,
+    handler: InboxHandler,
+    *,
+    table: Table,
+    relay: OutboxRelay | None = None,
+) -> Handler:
+    """A bus handler running `handler(session, envelope)` at most once per event and consumer.
+
+    One transaction: claim the inbox row, run the handler, commit. A failing handler rolls the
+    claim back too, so the bus's retry runs it again. `relay` is notified after the commit so that
+    messages the handler enqueued leave at once.
+    """
+
+    async def handle(envelope: Envelope) -> None:
+        async with db.transaction() as session:
+            if not await claim_inbox(session, consumer, envelope.event_id, table=table):
+                log.debug("duplicate skipped", consumer=consumer, event_id=str(envelope.event_id))
+                return
+            await handler(session, envelope)
+        if relay is not None:
+            relay.notify()
+
+    handle.__qualname__ = f"handle_once[{consumer}]"
+    return handle
+
+
+async def purge_inbox(db: Database, table: Table, older_than: dt.timedelta) -> int:
+    """Forget inbox entries older than `older_than` (longer than any redelivery can take)."""
+    async with db.transaction() as session:
+        result: Any = await session.execute(
+            delete(table).where(table.c.handled_at < utcnow() - older_than)
+        )
+        return int(result.rowcount or 0)

@@ -1,0 +1,68 @@
+"""The participant side of an orchestrated saga: run a command once, reply through the outbox.
+
+A participant service maps command types to use cases `(session, command) -> result`. The bus
+handler built here (wrap it with `ServiceRuntime.consumer` for the inbox) runs the use case and
+puts the reply in the service's outbox in the same transaction, so the effect and the reply
+commit together. A business refusal (any `FleetError`, e.g. not enough credits) is a failure
+*reply*, not an error: the saga compensates. Anything else raises, so the bus retries and then
+dead-letters the command, and the orchestrator's timeout takes over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fleet.common.errors import FleetError
+from fleet.common.logging import get_logger
+from fleet.common.messaging import Envelope, MalformedMessage
+from fleet.common.outbox import InboxHandler
+from fleet.common.runtime import ServiceRuntime
+from fleet.common.saga import SagaCommand
+
+log = get_logger("fleet.participant")
+
+CommandHandler = Callable[[AsyncSession, SagaCommand], Awaitable[Mapping[str, Any] | None]]
+
+
+def saga_participant(rt: ServiceRuntime, handlers: Mapping[str, CommandHandler]) -> InboxHandler:
+    """An inbox handler answering the saga commands in `handlers` (keyed by command type)."""
+
+    async def handle(session: AsyncSession, envelope: Envelope) -> None:
+        try:
+            command = SagaCommand.from_dict(envelope.data)
+        except ValidationError as exc:
+            raise MalformedMessage(f"not a saga command: {exc.error_count()} errors") from None
+        handler = handlers.get(command.command_type)
+        if handler is None:
+            raise MalformedMessage(f"{rt.name} does not handle {command.command_type}")
+        try:
+            async with session.begin_nested():
+                result = await handler(session, command)
+            reply = command.reply(success=True, result=result)
+        except FleetError as refusal:
+            log.info(
+                "saga command refused",
+                command=command.command_type,
+                saga_id=str(command.saga_id),
+                reason=refusal.detail,
+            )
+            reply = command.reply(success=False, error=refusal.detail)
+        await rt.publish(
+            session,
+            Envelope.new(
+                command.reply_to,
+                reply.to_dict(),
+                producer=rt.name,
+                aggregate_type="saga",
+                aggregate_id=command.saga_id,
+                causation=envelope,
+                kind="reply",
+            ),
+            exchange="commands",
+        )
+
+    return handle

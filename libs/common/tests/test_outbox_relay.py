@@ -1,0 +1,388 @@
+"""The transactional outbox and the inbox, on SQLite (embedded) and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from sqlalchemy import Column, Integer, String, Table, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fleet.common.db import Database, service_metadata, utcnow
+from fleet.common.messaging import Envelope, ExchangeName, InMemoryBus, PublishError
+from fleet.common.outbox import (
+    OutboxRelay,
+    claim_inbox,
+    enqueue,
+    handle_once,
+    inbox_table,
+    outbox_table,
+)
+
+SCHEMA = "outbox_test"
+metadata = service_metadata(SCHEMA)
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)
+effects = Table(
+    "effects",
+    metadata,
+    Column("key", String(50), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+
+class RecordingBus(InMemoryBus):
+    """An in-memory bus that remembers what it published and can be switched off."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[Envelope] = []
+        self.down = False
+        self.arrived = asyncio.Event()
+
+    async def publish(self, envelope: Envelope, *, exchange: ExchangeName = "events") -> None:
+        await asyncio.sleep(0)  # let concurrent relays interleave
+        if self.down:
+            raise PublishError("broker unreachable")
+        await super().publish(envelope, exchange=exchange)
+        self.published.append(envelope)
+        self.arrived.set()
+
+
+@pytest.fixture
+async def db(backend_url: str) -> AsyncIterator[Database]:
+    database = Database(backend_url, SCHEMA)
+    async with database.engine.begin() as conn:
+        if not database.is_sqlite:
+            await conn.execute(text(f'CREATE SCHEMA "{SCHEMA}"'))
+        await conn.run_sync(metadata.create_all)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[RecordingBus]:
+    b = RecordingBus()
+    await b.start()
+    yield b
+    await b.close()
+
+
+@pytest.fixture
+async def make_relay(db: Database, bus: RecordingBus) -> AsyncIterator[Callable[..., OutboxRelay]]:
+    made: list[OutboxRelay] = []
+
+    def make(**options: float) -> OutboxRelay:
+        relay = OutboxRelay(db, bus, outbox, **options)  # type: ignore[arg-type]
+        made.append(relay)
+        return relay
+
+    yield make
+    for relay in made:
+        await relay.stop()
+
+
+def trip_completed(n: int = 0) -> Envelope:
+    return Envelope.new(
+        "trip.completed", {"n": n}, producer="trip", aggregate_type="trip", aggregate_id=str(n)
+    )
+
+
+async def enqueue_committed(db: Database, *envelopes: Envelope) -> None:
+    async with db.transaction() as session:
+        for envelope in envelopes:
+            await enqueue(session, envelope, table=outbox)
+
+
+async def outbox_row(db: Database, event_id: uuid.UUID) -> dict[str, object]:
+    async with db.session() as session:
+        row = (await session.execute(select(outbox).where(outbox.c.id == event_id))).one()
+    return dict(row._mapping)
+
+
+async def test_nothing_is_published_when_the_transaction_rolls_back(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    async def use_case() -> None:
+        async with db.transaction() as session:
+            await enqueue(session, trip_completed(), table=outbox)
+            raise RuntimeError("use case failed after enqueueing")
+
+    with pytest.raises(RuntimeError):
+        await use_case()
+
+    relay = make_relay()
+    assert await relay.run_once() == 0
+    assert bus.published == []
+    assert await relay.backlog() == (0, 0.0)
+
+
+async def test_committed_message_is_published_once_and_marked(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    sent = trip_completed(1)
+    await enqueue_committed(db, sent)
+    relay = make_relay()
+
+    assert await relay.run_once() == 1
+    assert await relay.run_once() == 0
+
+    assert bus.published == [sent]
+    row = await outbox_row(db, sent.event_id)
+    assert row["published_at"] is not None
+    assert row["routing_key"] == "trip.completed"
+    assert row["exchange"] == "events"
+
+
+async def test_messages_are_published_in_the_order_they_were_enqueued(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    sent = [trip_completed(n) for n in range(30)]
+    await enqueue_committed(db, *sent[:10])
+    await enqueue_committed(db, *sent[10:])
+
+    await make_relay(batch_size=7).run_once()
+
+    assert [e.event_id for e in bus.published] == [e.event_id for e in sent]
+
+
+async def test_commands_go_to_the_commands_exchange(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    seen: list[Envelope] = []
+
+    async def record(envelope: Envelope) -> None:
+        seen.append(envelope)
+
+    await bus.subscribe("user.commands", ["user.#"], record, exchange="commands")
+    command = Envelope.new(
+        "user.reserve-credits",
+        {"amount": 5},
+        producer="trip",
+        aggregate_type="saga",
+        aggregate_id="s1",
+        kind="command",
+        reply_to="trip.saga-reply",
+    )
+    async with db.transaction() as session:
+        await enqueue(session, command, "commands", table=outbox)
+
+    await make_relay().run_once()
+
+    await asyncio.wait_for(_until(lambda: len(seen) == 1), 5)
+    assert seen == [command]
+
+
+async def test_failed_publish_is_kept_and_retried_after_a_back_off(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    sent = trip_completed(2)
+    await enqueue_committed(db, sent)
+    relay = make_relay(poll_interval=0.05, backoff_base=0.4)
+    bus.down = True
+
+    assert await relay.run_once() == 0
+
+    row = await outbox_row(db, sent.event_id)
+    assert row["attempts"] == 1
+    assert row["published_at"] is None
+    assert "broker unreachable" in str(row["last_error"])
+    next_attempt = row["next_attempt_at"]
+    assert isinstance(next_attempt, dt.datetime)
+    assert next_attempt > utcnow()
+    assert await relay.run_once() == 0  # not due yet: nothing is hammered
+
+    bus.down = False
+    await relay.start()
+    await asyncio.wait_for(bus.arrived.wait(), 5)
+    assert bus.published == [sent]
+    for _ in range(100):  # the mark is committed just after the confirm
+        if (await outbox_row(db, sent.event_id))["published_at"] is not None:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("row not marked published")
+
+
+async def test_back_off_grows_with_attempts_and_is_capped(
+    db: Database, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    relay = make_relay(backoff_base=1.0, backoff_cap=10.0)
+
+    delays = [relay._backoff(n) for n in range(1, 12)]
+
+    assert 0.5 <= delays[0] <= 1.0
+    assert 4.0 <= delays[3] <= 8.0
+    assert all(5.0 <= d <= 10.0 for d in delays[5:])
+
+
+async def test_notify_publishes_long_before_the_next_poll(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    relay = make_relay(poll_interval=30.0)
+    await relay.start()
+    await asyncio.sleep(0.1)  # the first pass found nothing; now it sleeps for 30 s
+    await enqueue_committed(db, trip_completed(3))
+    await asyncio.sleep(0.3)
+    assert bus.published == []
+
+    start = asyncio.get_running_loop().time()
+    relay.notify()
+    await asyncio.wait_for(bus.arrived.wait(), 5)
+
+    assert asyncio.get_running_loop().time() - start < 0.5
+
+
+@pytest.mark.parametrize("backend_url", ["postgres"], indirect=True)
+async def test_two_relays_publish_every_row_exactly_once(
+    db: Database, backend_url: str, bus: RecordingBus
+) -> None:
+    sent = [trip_completed(n) for n in range(300)]
+    for chunk in range(0, 300, 50):
+        await enqueue_committed(db, *sent[chunk : chunk + 50])
+    other_db = Database(backend_url, SCHEMA)
+    relays = [
+        OutboxRelay(db, bus, outbox, batch_size=10),
+        OutboxRelay(other_db, bus, outbox, batch_size=10),
+    ]
+    try:
+        counts = await asyncio.gather(*(r.run_once() for r in relays))
+    finally:
+        await other_db.dispose()
+
+    ids = [e.event_id for e in bus.published]
+    assert len(ids) == 300
+    assert set(ids) == {e.event_id for e in sent}
+    assert sum(counts) == 300
+    assert all(c > 0 for c in counts), "both relays took part"
+
+
+async def test_backlog_counts_unpublished_rows_and_their_age(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    await enqueue_committed(db, trip_completed(1), trip_completed(2))
+    async with db.transaction() as session:
+        await session.execute(update(outbox).values(created_at=utcnow() - dt.timedelta(seconds=60)))
+    relay = make_relay()
+
+    count, age = await relay.backlog()
+
+    assert count == 2
+    assert 59 <= age < 120
+
+
+async def test_purge_deletes_only_rows_published_long_ago(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    old, recent, pending = trip_completed(1), trip_completed(2), trip_completed(3)
+    await enqueue_committed(db, old, recent)
+    relay = make_relay()
+    await relay.run_once()
+    await enqueue_committed(db, pending)
+    async with db.transaction() as session:
+        await session.execute(
+            update(outbox)
+            .where(outbox.c.id == old.event_id)
+            .values(published_at=utcnow() - dt.timedelta(hours=48))
+        )
+
+    assert await relay.purge(dt.timedelta(hours=24)) == 1
+
+    async with db.session() as session:
+        left = set((await session.execute(select(outbox.c.id))).scalars())
+    assert left == {recent.event_id, pending.event_id}
+
+
+async def test_inbox_claim_is_granted_once_per_consumer(db: Database) -> None:
+    event_id = uuid.uuid4()
+    async with db.transaction() as session:
+        assert await claim_inbox(session, "billing.trip-completed", event_id, table=inbox)
+    async with db.transaction() as session:
+        assert not await claim_inbox(session, "billing.trip-completed", event_id, table=inbox)
+        assert await claim_inbox(session, "vehicle.trip-completed", event_id, table=inbox)
+
+
+async def count_effect(session: AsyncSession, envelope: Envelope) -> None:
+    key = f"n{envelope.data['n']}"
+    done = await session.execute(
+        update(effects).where(effects.c.key == key).values(count=effects.c.count + 1)
+    )
+    if not done.rowcount:  # type: ignore[attr-defined]
+        await session.execute(effects.insert().values(key=key, count=1))
+
+
+async def effect_count(db: Database) -> int:
+    async with db.session() as session:
+        return int(
+            (
+                await session.execute(select(func.coalesce(func.sum(effects.c.count), 0)))
+            ).scalar_one()
+        )
+
+
+async def test_redelivered_event_has_its_effect_once(db: Database) -> None:
+    handler = handle_once(db, "billing.trip-completed", count_effect, table=inbox)
+    envelope = trip_completed(7)
+
+    await handler(envelope)
+    await handler(envelope)
+    await handler(Envelope.decode(envelope.encode()))
+
+    assert await effect_count(db) == 1
+
+
+async def test_failed_handler_releases_its_inbox_claim(db: Database) -> None:
+    calls = 0
+
+    async def fails_first(session: AsyncSession, envelope: Envelope) -> None:
+        nonlocal calls
+        calls += 1
+        await count_effect(session, envelope)
+        if calls == 1:
+            raise RuntimeError("downstream hiccup")
+
+    handler = handle_once(db, "billing.trip-completed", fails_first, table=inbox)
+    envelope = trip_completed(8)
+
+    with pytest.raises(RuntimeError):
+        await handler(envelope)
+    assert await effect_count(db) == 0
+    await handler(envelope)
+    await handler(envelope)
+
+    assert calls == 2
+    assert await effect_count(db) == 1
+
+
+async def test_duplicate_messages_through_the_bus_apply_once(
+    db: Database, bus: RecordingBus
+) -> None:
+    handled = 0
+
+    async def counting(session: AsyncSession, envelope: Envelope) -> None:
+        nonlocal handled
+        await count_effect(session, envelope)
+        handled += 1
+
+    await bus.subscribe(
+        "billing.events", ["trip.*"], handle_once(db, "billing", counting, table=inbox), prefetch=4
+    )
+    envelope = trip_completed(9)
+    for _ in range(3):
+        await bus.publish(envelope)
+    await bus.publish(trip_completed(10))
+
+    await asyncio.wait_for(_until(lambda: handled == 2), 5)
+    await asyncio.sleep(0.1)
+    assert await effect_count(db) == 2
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")

@@ -1,0 +1,139 @@
+"""SQL repository of vehicles."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fleet.common.db import utcnow
+from fleet.common.errors import ConflictError
+from fleet.vehicle.adapters.tables import vehicles
+from fleet.vehicle.domain.search import Circle
+from fleet.vehicle.domain.status import LOW_BATTERY_PCT, VehicleStatus
+from fleet.vehicle.domain.vehicles import Vehicle
+
+Keyset = tuple[dt.datetime, uuid.UUID]
+
+# Columns the aggregate owns; the device token hash never leaves the repository.
+_ENTITY_COLUMNS = [c for c in vehicles.c if c.name != "device_token_hash"]
+_MUTABLE = (
+    "model",
+    "seats",
+    "status",
+    "battery_pct",
+    "lat",
+    "lon",
+    "position_recorded_at",
+    "odometer_km",
+    "reserved_trip_id",
+)
+
+
+class StaleVehicleError(ConflictError):
+    """Someone else saved the vehicle between our read and our write."""
+
+
+def _vehicle(row: Any) -> Vehicle:
+    values = {c.name: row._mapping[c.name] for c in _ENTITY_COLUMNS}
+    values["status"] = VehicleStatus(values["status"])
+    return Vehicle(**values)
+
+
+class SqlVehicleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, vehicle: Vehicle, device_token_hash: str) -> None:
+        values = {c.name: getattr(vehicle, c.name) for c in _ENTITY_COLUMNS}
+        values["status"] = vehicle.status.value
+        await self.session.execute(
+            vehicles.insert().values(**values, device_token_hash=device_token_hash)
+        )
+
+    async def get(self, vehicle_id: uuid.UUID, *, for_update: bool = False) -> Vehicle | None:
+        """The vehicle; with `for_update`, its row stays locked until the transaction ends."""
+        stmt = select(*_ENTITY_COLUMNS).where(vehicles.c.id == vehicle_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = (await self.session.execute(stmt)).first()
+        return _vehicle(row) if row else None
+
+    async def vin_taken(self, vin: str) -> bool:
+        stmt = select(vehicles.c.id).where(vehicles.c.vin == vin)
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def device_token_hash(self, vehicle_id: uuid.UUID) -> str | None:
+        stmt = select(vehicles.c.device_token_hash).where(vehicles.c.id == vehicle_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def save(self, vehicle: Vehicle) -> None:
+        """Write the vehicle back if nobody saved it since it was read (optimistic version)."""
+        now = utcnow()
+        values: dict[str, Any] = {name: getattr(vehicle, name) for name in _MUTABLE}
+        values["status"] = vehicle.status.value
+        stmt = (
+            update(vehicles)
+            .where(vehicles.c.id == vehicle.id, vehicles.c.version == vehicle.version)
+            .values(**values, version=vehicle.version + 1, updated_at=now)
+        )
+        result: Any = await self.session.execute(stmt)
+        if result.rowcount != 1:
+            raise StaleVehicleError(f"vehicle {vehicle.id} was changed concurrently; retry")
+        vehicle.version += 1
+        vehicle.updated_at = now
+
+    async def search(
+        self,
+        *,
+        status: VehicleStatus | None,
+        area: Circle | None,
+        after: Keyset | None,
+        limit: int,
+    ) -> list[Vehicle]:
+        """Newest first; with `area`, only its bounding box (callers check the exact distance)."""
+        stmt = select(*_ENTITY_COLUMNS)
+        if status is not None:
+            stmt = stmt.where(vehicles.c.status == status.value)
+        if area is not None:
+            stmt = stmt.where(*self._in_box(area))
+        if after is not None:
+            stmt = stmt.where(tuple_(vehicles.c.created_at, vehicles.c.id) < tuple_(*after))
+        stmt = stmt.order_by(vehicles.c.created_at.desc(), vehicles.c.id.desc()).limit(limit)
+        return [_vehicle(r) for r in await self.session.execute(stmt)]
+
+    async def reserved_for(self, trip_id: uuid.UUID) -> Vehicle | None:
+        stmt = select(*_ENTITY_COLUMNS).where(vehicles.c.reserved_trip_id == trip_id)
+        row = (await self.session.execute(stmt)).first()
+        return _vehicle(row) if row else None
+
+    async def available_in_box(self, area: Circle) -> list[Vehicle]:
+        stmt = select(*_ENTITY_COLUMNS).where(
+            vehicles.c.status == VehicleStatus.AVAILABLE.value, *self._in_box(area)
+        )
+        return [_vehicle(r) for r in await self.session.execute(stmt)]
+
+    @staticmethod
+    def _in_box(area: Circle) -> list[ColumnElement[bool]]:
+        min_lat, max_lat, min_lon, max_lon = area.box()
+        conds: list[ColumnElement[bool]] = [vehicles.c.lat.between(min_lat, max_lat)]
+        if max_lon - min_lon >= 360:
+            return conds
+        # A box crossing the antimeridian wraps: keep both sides of it.
+        if min_lon < -180 or max_lon > 180:
+            west, east = (min_lon + 360, max_lon) if min_lon < -180 else (min_lon, max_lon - 360)
+            conds.append((vehicles.c.lon >= west) | (vehicles.c.lon <= east))
+        else:
+            conds.append(vehicles.c.lon.between(min_lon, max_lon))
+        return conds
+
+    async def count_by_status(self) -> dict[VehicleStatus, int]:
+        stmt = select(vehicles.c.status, func.count()).group_by(vehicles.c.status)
+        return {VehicleStatus(s): n for s, n in await self.session.execute(stmt)}
+
+    async def count_low_battery(self) -> int:
+        stmt = select(func.count()).where(vehicles.c.battery_pct < LOW_BATTERY_PCT)
+        return int((await self.session.execute(stmt)).scalar_one())

@@ -1,0 +1,40 @@
+"""Finding vehicles around a point: a bounding box narrows, the great-circle distance decides."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from fleet.common.geo import bounding_box, haversine_km
+
+from .vehicles import Vehicle
+
+DEFAULT_RADIUS_KM = 5.0
+MAX_RADIUS_KM = 500.0
+
+
+@dataclass(frozen=True, slots=True)
+class Circle:
+    lat: float
+    lon: float
+    radius_km: float = DEFAULT_RADIUS_KM
+
+    def box(self) -> tuple[float, float, float, float]:
+        """(min_lat, max_lat, min_lon, max_lon): the index-friendly pre-filter."""
+        return bounding_box(self.lat, self.lon, self.radius_km)
+
+    def distance_km(self, lat: float, lon: float) -> float:
+        return haversine_km(self.lat, self.lon, lat, lon)
+
+    def contains(self, lat: float, lon: float) -> bool:
+        return self.distance_km(lat, lon) <= self.radius_km
+
+
+def nearest(candidates: Iterable[Vehicle], area: Circle) -> Vehicle | None:
+    """The closest vehicle inside the circle (ties broken by id, so the choice is stable)."""
+    inside = [
+        (area.distance_km(v.lat, v.lon), str(v.id), v)
+        for v in candidates
+        if area.contains(v.lat, v.lon)
+    ]
+    return min(inside, key=lambda t: (t[0], t[1]))[2] if inside else None
