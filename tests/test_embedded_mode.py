@@ -27,7 +27,9 @@ def _free_port() -> int:
 def embedded_platform(data_dir: Path) -> Iterator[tuple[str, list[str]]]:
     """Start `fleet run` like `make run` does; yield its base URL and (later) its output lines."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AMQP_URL", "REDIS_URL")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AMQP_URL", "REDIS_URL")
+    }
     env["FLEET_DATA_DIR"] = str(data_dir)
     proc = subprocess.Popen(
         [sys.executable, "-m", "fleet.platform", "run", "--port", str(port)],
@@ -62,43 +64,49 @@ def embedded_platform(data_dir: Path) -> Iterator[tuple[str, list[str]]]:
 
 
 def test_readme_walkthrough_works_and_data_survives_a_restart(tmp_path: Path) -> None:
-    with embedded_platform(tmp_path) as (base, output):
-        with httpx.Client(base_url=base, timeout=10) as http:
-            assert http.get("/docs").status_code == 200
-            assert http.get("/ready").json()["status"] == "ready"
-            r = http.post(
-                "/auth/register",
-                json={"email": "ada@example.com", "password": "s3cret-pass", "name": "Ada"},
-            )
-            assert r.status_code == 201, r.text
-            token = http.post(
-                "/auth/token", data={"username": "ada@example.com", "password": "s3cret-pass"}
-            ).json()["access_token"]
-            rider = {"Authorization": f"Bearer {token}"}
-            r = http.post("/wallet/top-up", json={"amount_cents": 5000}, headers=rider)
-            assert r.json()["available_cents"] == 5000
-            assert http.get("/vehicles", headers=rider).json() == {"items": [], "next_cursor": None}
+    with embedded_platform(tmp_path) as (base, output), httpx.Client(base_url=base) as http:
+        assert http.get("/docs").status_code == 200
+        assert http.get("/ready").json()["status"] == "ready"
+        r = http.post(
+            "/auth/register",
+            json={"email": "ada@example.com", "password": "s3cret-pass", "name": "Ada"},
+        )
+        assert r.status_code == 201, r.text
+        token = http.post(
+            "/auth/token", data={"username": "ada@example.com", "password": "s3cret-pass"}
+        ).json()["access_token"]
+        rider = {"Authorization": f"Bearer {token}"}
+        r = http.post("/wallet/top-up", json={"amount_cents": 5000}, headers=rider)
+        assert r.json()["available_cents"] == 5000
+        assert http.get("/vehicles", headers=rider).json() == {"items": [], "next_cursor": None}
 
-            admin = http.post(
-                "/auth/token", data={"username": "admin@fleet.local", "password": "admin-password"}
-            ).json()["access_token"]
-            op = {"Authorization": f"Bearer {admin}"}
-            r = http.post(
-                "/vehicles",
-                json={"vin": "5YJ3E1EA7KF317000", "model": "Model 3", "seats": 4,
-                      "lat": 37.5665, "lon": 126.978},
-                headers=op,
-            )
-            assert r.status_code == 201, r.text
+        admin = http.post(
+            "/auth/token", data={"username": "admin@fleet.local", "password": "admin-password"}
+        ).json()["access_token"]
+        op = {"Authorization": f"Bearer {admin}"}
+        r = http.post(
+            "/vehicles",
+            json={
+                "vin": "5YJ3E1EA7KF317000",
+                "model": "Model 3",
+                "seats": 4,
+                "lat": 37.5665,
+                "lon": 126.978,
+            },
+            headers=op,
+        )
+        assert r.status_code == 201, r.text
     assert any("admin@fleet.local" in line for line in output)
     assert any("/docs" in line for line in output)
     assert sorted(p.name for p in tmp_path.glob("*.db")) == [
-        "billing.db", "trip.db", "user.db", "vehicle.db",
+        "billing.db",
+        "trip.db",
+        "user.db",
+        "vehicle.db",
     ]
 
-    with embedded_platform(tmp_path) as (base, _):
-        with httpx.Client(base_url=base, timeout=10) as http:
-            # the same token still verifies (the dev key pair is kept) and the data is there
-            assert http.get("/wallet", headers=rider).json()["balance_cents"] == 5000
-            vehicles = http.get("/vehicles", headers=rider).json()["items"]
-            assert [v["vin"] for v in vehicles] == ["5YJ3E1EA7KF317000"]
+    with embedded_platform(tmp_path) as (base, _), httpx.Client(base_url=base) as http:
+        # the same token still verifies (the dev key pair is kept) and the data is there
+        assert http.get("/wallet", headers=rider).json()["balance_cents"] == 5000
+        vehicles = http.get("/vehicles", headers=rider).json()["items"]
+        assert [v["vin"] for v in vehicles] == ["5YJ3E1EA7KF317000"]

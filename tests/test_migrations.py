@@ -53,9 +53,13 @@ async def test_migrations_match_the_table_definitions(service: str, pg_url: str)
             def diff(sync_conn: object) -> list[object]:
                 ctx = MigrationContext.configure(
                     sync_conn,  # type: ignore[arg-type]
-                    opts={"include_schemas": True, "version_table_schema": module.schema,
-                          "include_name": lambda name, type_, _parent: type_ != "schema"
-                          or name == module.schema},
+                    opts={
+                        "include_schemas": True,
+                        "version_table_schema": module.schema,
+                        "include_name": lambda name, type_, _parent: (
+                            type_ != "schema" or name == module.schema
+                        ),
+                    },
                 )
                 return list(compare_metadata(ctx, module.metadata))
 

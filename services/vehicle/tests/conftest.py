@@ -6,11 +6,12 @@ only for the key pair the app factory loads, not on its routes.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import string
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 
 from fleet.common.auth import Role
 from fleet.common.db import Database
+from fleet.common.messaging import InMemoryBus
 
 VIN_ALPHABET = "".join(c for c in string.ascii_uppercase + string.digits if c not in "IOQ")
 
@@ -93,3 +95,33 @@ def vehicle_db(app: FastAPI, client: httpx.AsyncClient) -> Database:
     """The running app's vehicle database, to drive saga use cases the API does not expose."""
     db: Database = app.state.fleet.services["vehicle"].db
     return db
+
+
+T = TypeVar("T")
+Eventually = Callable[..., Awaitable[Any]]
+
+
+async def _eventually(check: Callable[[], Awaitable[T | None]], within: float = 5.0) -> T:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {within} s")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def eventually() -> Eventually:
+    """`await eventually(check, within=5.0)`: poll `check()` until it returns something truthy."""
+    return _eventually
+
+
+@pytest.fixture
+def bus(app: FastAPI, client: httpx.AsyncClient) -> InMemoryBus:
+    """The running app's in-memory bus, to talk to the vehicle service as the other services do."""
+    the_bus = app.state.fleet.bus
+    assert isinstance(the_bus, InMemoryBus)
+    return the_bus

@@ -77,3 +77,21 @@ async def test_many_trips_racing_for_the_nearest_vehicles_each_get_a_different_o
         *(rs.reserve_nearest_available(db, area, uuid.uuid4(), attempts=5) for _ in range(3))
     )
     assert {r.id for r in results if r is not None} == ids
+
+
+async def test_a_late_reserve_racing_its_compensation_never_leaves_a_vehicle_held(
+    db: Database,
+) -> None:
+    for _round in range(5):
+        vehicle, _ = await vs.register_vehicle(
+            db, vs.NewVehicle(uuid.uuid4().hex[:17].upper(), "Robo-1", 4, 52.5, 13.4)
+        )
+        trip = uuid.uuid4()
+        await asyncio.gather(
+            rs.reserve_vehicle(db, vehicle.id, trip),
+            rs.release_trip(db, trip),
+            return_exceptions=True,
+        )
+        stored = await vs.get_vehicle(db, vehicle.id)
+        assert stored.status == VehicleStatus.AVAILABLE
+        assert stored.reserved_trip_id is None

@@ -23,6 +23,7 @@ from fleet.vehicle.app import module
 from fleet.vehicle.domain.search import Circle
 from fleet.vehicle.domain.status import VehicleStatus
 from fleet.vehicle.domain.telemetry import Reading
+from fleet.vehicle.domain.vehicles import TripClosedError
 from fleet.vehicle.service import reservations as rs
 from fleet.vehicle.service import telemetry as tm
 from fleet.vehicle.service import vehicles as vs
@@ -174,6 +175,39 @@ async def test_reserve_nearest_available_is_idempotent_per_trip(make_db: MakeDb)
     assert await rs.reserve_nearest_available(db, area, uuid.uuid4()) is None
 
 
+async def test_a_released_trip_cannot_reserve_again(make_db: MakeDb) -> None:
+    db = await make_db(module())
+    v = await _add(db)
+    trip = uuid.uuid4()
+    assert await rs.release_trip(db, trip) is None  # the compensation came first
+    with pytest.raises(TripClosedError):
+        await rs.reserve_vehicle(db, v.id, trip)
+    assert await rs.reserve_nearest_available(db, Circle(*BERLIN), uuid.uuid4()) is not None
+
+
+async def test_booking_a_requested_vehicle_twice_keeps_it(make_db: MakeDb) -> None:
+    db = await make_db(module())
+    v = await _add(db)
+    trip = uuid.uuid4()
+    for _ in range(2):
+        async with db.transaction() as session:
+            got = await rs.book_in(session, trip, Circle(*BERLIN), v.id)
+        assert (got.id, got.status, got.version) == (v.id, S.RESERVED, 2)
+
+
+async def test_cancel_frees_a_vehicle_on_its_way_without_mileage(make_db: MakeDb) -> None:
+    db = await make_db(module())
+    v = await _add(db)
+    trip = uuid.uuid4()
+    await rs.reserve_vehicle(db, v.id, trip)
+    await rs.start_trip(db, v.id, trip)
+    async with db.transaction() as session:
+        freed = await rs.cancel_trip_in(session, trip)
+        assert await rs.cancel_trip_in(session, trip) is None
+    assert freed is not None
+    assert (freed.status, freed.reserved_trip_id, freed.odometer_km) == (S.AVAILABLE, None, 0.0)
+
+
 async def test_listing_near_a_point_pages_through_only_vehicles_inside(make_db: MakeDb) -> None:
     db = await make_db(module())
     inside = {(await _add(db, 52.52 + i * 0.001, 13.405)).id for i in range(5)}
@@ -251,7 +285,7 @@ async def test_migrations_go_down_and_up_again(make_db: MakeDb) -> None:
     await migrations.downgrade(db, m.migrations)
     assert await migrations.current_revision(db) is None
     await migrations.upgrade(db, m.migrations)
-    assert await migrations.current_revision(db) == "0001"
+    assert await migrations.current_revision(db) == "0002"
     assert (await _add(db)).version == 1
 
 

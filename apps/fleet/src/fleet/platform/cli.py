@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
@@ -18,6 +20,7 @@ from fleet.platform.services import SERVICE_NAMES, module_named
 
 app = typer.Typer(help="Fleet platform command line.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
+T = TypeVar("T")
 
 HostOpt = Annotated[str, typer.Option(help="Interface to bind.")]
 PortOpt = Annotated[int, typer.Option(help="TCP port.")]
@@ -37,9 +40,15 @@ def run(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8000,
     data_dir: Annotated[Path | None, typer.Option(help="Where the SQLite files live.")] = None,
+    distributed: Annotated[
+        bool, typer.Option(help="One process per service on PostgreSQL, RabbitMQ and Redis.")
+    ] = False,
 ) -> None:
-    """Start the whole platform in one process (embedded mode)."""
+    """Start the whole platform: in one process (embedded), or one process per service."""
     settings = _settings(data_dir)
+    if distributed:
+        _run_distributed(settings, host, port)
+        return
     url = f"http://{host}:{port}"
     console.print(f"[bold]Fleet platform[/] (embedded) on {url}")
     console.print(f"  API docs:   {url}/docs")
@@ -90,6 +99,102 @@ async def _migrate(names: list[str], target: str, down: bool) -> None:
             console.print(f"{name:8} -> {await migrations.current_revision(db) or 'base'}")
         finally:
             await db.dispose()
+
+
+def _run_distributed(settings: Settings, host: str, port: int) -> None:
+    from fleet.platform.distributed import DistributedStack
+
+    if not (settings.database_url and settings.amqp_url):
+        console.print("[red]--distributed needs DATABASE_URL and AMQP_URL[/] (and REDIS_URL)")
+        raise typer.Exit(2)
+    stack = DistributedStack(
+        database_url=settings.database_url,
+        amqp_url=settings.amqp_url,
+        redis_url=settings.redis_url,
+        data_dir=settings.data_dir,
+        host=host,
+        gateway_port=port,
+    )
+    with console.status("migrating and starting user, vehicle, trip, billing…"):
+        stack.start()
+    console.print(f"[bold]Fleet platform[/] (distributed) on {stack.gateway_url}")
+    for name, service_port in stack.ports.items():
+        console.print(f"  {name:8} http://{host}:{service_port}/docs   log: {stack.log(name)}")
+    try:
+        while all(p.poll() is None for p in stack.processes.values()):
+            time.sleep(1)
+        console.print("[red]a service exited[/]; stopping the others")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+
+
+@app.command()
+def gateway(
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    upstream: Annotated[
+        list[str], typer.Option(help="service=URL, once per service (e.g. trip=http://…:8003).")
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+) -> None:
+    """Reverse proxy routing by path prefix to each service (distributed mode)."""
+    from fleet.platform.gateway import gateway_app
+
+    upstreams = dict(u.split("=", 1) for u in upstream)
+    for name in upstreams:
+        _check_service(name)
+    _serve(gateway_app(upstreams), host, port)
+
+
+dead = typer.Typer(help="Dead letters on RabbitMQ (AMQP_URL): list and replay.")
+app.add_typer(dead, name="dead-letters")
+
+
+@dead.command("list")
+def dead_list(
+    queue: Annotated[str, typer.Argument(help="A consumer queue, e.g. billing.events.")],
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """Show a queue's dead letters (they stay in place)."""
+    from rich.table import Table
+
+    letters = asyncio.run(_with_bus(lambda bus: bus.dead_letters(queue, limit)))
+    table = Table("id", "dead at", "type", "attempts", "error", title=f"{queue}.dlq")
+    for d in letters:
+        kind = d.envelope.event_type if d.envelope else "(unparsable)"
+        table.add_row(
+            d.id, d.dead_at.isoformat(timespec="seconds"), kind, str(d.attempts), d.error[:80]
+        )
+    Console().print(table)
+    console.print(f"{len(letters)} dead letter(s)")
+
+
+@dead.command("replay")
+def dead_replay(
+    queue: Annotated[str, typer.Argument(help="A consumer queue, e.g. billing.events.")],
+    ids: Annotated[list[str] | None, typer.Option("--id", help="Only these (repeatable).")] = None,
+) -> None:
+    """Move dead letters back to their queue (all, or those given with --id)."""
+    count = asyncio.run(_with_bus(lambda bus: bus.replay_dead_letters(queue, ids or None)))
+    console.print(f"replayed {count} message(s) to {queue}")
+
+
+async def _with_bus(action: Callable[[Any], Awaitable[T]]) -> T:
+    from fleet.common.messaging.rabbit import RabbitBus
+
+    settings = Settings()
+    if not settings.amqp_url:
+        console.print(
+            "[red]AMQP_URL is not set[/] (in embedded mode use GET /dead-letters/{queue})"
+        )
+        raise typer.Exit(2)
+    bus = RabbitBus(settings.amqp_url, service="fleet-cli")
+    await bus.start()
+    try:
+        return await action(bus)
+    finally:
+        await bus.close()
 
 
 def _check_service(name: str) -> None:

@@ -25,3 +25,21 @@ def module_named(name: str) -> ServiceModule:
 def all_modules() -> list[ServiceModule]:
     """Every service, in start-up order (user first: it owns the token issuer and the admin)."""
     return [module_named(n) for n in SERVICE_NAMES]
+
+
+# Which service answers which path prefix (the gateway routes by these; see API.md).
+ROUTE_PREFIXES: dict[str, tuple[str, ...]] = {
+    "user": ("/auth", "/users", "/wallet", "/notifications", "/feedback"),
+    "vehicle": ("/vehicles", "/fleet", "/diagnostics", "/firmware"),
+    "trip": ("/trips", "/routes", "/tracking", "/sagas", "/analytics"),
+    "billing": ("/tariffs", "/quotes", "/invoices", "/payments"),
+}
+
+
+def service_for_path(path: str) -> str | None:
+    """The service owning `path`, by prefix (`/trips/1` → trip)."""
+    for name, prefixes in ROUTE_PREFIXES.items():
+        for prefix in prefixes:
+            if path == prefix or path.startswith(prefix + "/"):
+                return name
+    return None

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import MetaData, Table
 
-from fleet.common import migrations
+from fleet.common import deadletters, migrations
 from fleet.common.auth import TokenIssuer, TokenVerifier, load_keys
 from fleet.common.config import Settings
 from fleet.common.db import Database
@@ -65,6 +65,7 @@ class FleetState:
     bus: MessageBus
     services: dict[str, ServiceRuntime] = field(default_factory=dict)
     checks: dict[str, HealthCheck] = field(default_factory=dict)
+    queues: set[str] = field(default_factory=set)
 
 
 def runtime(request: Request, service: str) -> ServiceRuntime:
@@ -141,6 +142,7 @@ def create_app(
                     stack.push_async_callback(rt.module.shutdown, rt)
             for rt in state.services.values():
                 for sub in rt.module.subscriptions(rt) if rt.module.subscriptions else ():
+                    state.queues.add(sub.queue)
                     await state.bus.subscribe(
                         sub.queue,
                         sub.bindings,
@@ -172,6 +174,7 @@ def create_app(
         for router in module.routers:
             app.include_router(router)
     app.include_router(_ops_router(names))
+    app.include_router(deadletters.router)
     return app
 
 

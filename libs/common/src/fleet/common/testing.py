@@ -110,3 +110,30 @@ class Account:
 
 RiderFactory = Callable[..., Awaitable[Account]]
 MakeDb = Callable[[ServiceModule], Awaitable[Database]]
+
+
+LOCAL_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _rabbitmqctl(*args: str) -> None:
+    import subprocess
+
+    subprocess.run(  # noqa: S603 - fixed command, our own arguments
+        ["rabbitmqctl", "-q", *args],  # noqa: S607 - the server's own CLI, from PATH
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def create_vhost(prefix: str = "fleet_test") -> str:
+    """A new RabbitMQ vhost for guest; its AMQP URL (`FLEET_TEST_AMQP_URL` names the server)."""
+    vhost = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    return os.environ.get("FLEET_TEST_AMQP_URL", LOCAL_AMQP).rstrip("/") + "/" + vhost
+
+
+def delete_vhost(url: str) -> None:
+    """Delete a vhost made by `create_vhost`, with every queue in it."""
+    _rabbitmqctl("delete_vhost", url.rsplit("/", 1)[1])

@@ -5,8 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from fleet.common.app import ServiceModule
+from fleet.common.runtime import ServiceRuntime, every
+from fleet.trip import consumers
 from fleet.trip.adapters.tables import SCHEMA, metadata
-from fleet.trip.api import routes, trips
+from fleet.trip.api import routes, sagas, trips
+from fleet.trip.service.booking import Booking
+
+SWEEP_INTERVAL_S = 1.0
+
+
+async def startup(rt: ServiceRuntime) -> None:
+    booking = Booking(rt)
+    rt.extras["booking"] = booking
+
+    async def sweep() -> None:
+        # Drives timed-out steps to compensation; also resumes sagas after a restart.
+        async with rt.transaction() as session:
+            await booking.engine.sweep(session)
+
+    rt.spawn("saga-sweeper", lambda: every(SWEEP_INTERVAL_S, sweep))
 
 
 def module() -> ServiceModule:
@@ -14,6 +31,8 @@ def module() -> ServiceModule:
         name="trip",
         schema=SCHEMA,
         metadata=metadata,
-        routers=[trips.router, routes.router],
+        routers=[trips.router, routes.router, sagas.router],
         migrations=Path(__file__).parent / "migrations",
+        startup=startup,
+        subscriptions=consumers.subscriptions,
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 from fleet.common.app import ServiceModule
 from fleet.vehicle.adapters.tables import SCHEMA, metadata
 from fleet.vehicle.api import diagnostics, fleet, telemetry, vehicles
+from fleet.vehicle.handlers import subscriptions
 
 
 def module() -> ServiceModule:
@@ -16,4 +17,5 @@ def module() -> ServiceModule:
         metadata=metadata,
         routers=[vehicles.router, telemetry.router, fleet.router, diagnostics.router],
         migrations=Path(__file__).parent / "migrations",
+        subscriptions=subscriptions,
     )

@@ -88,7 +88,8 @@ class MessageBus(Protocol):
 
         Up to `prefetch` handlers run at once; a message is acked once its handler returned. A
         failing handler is retried after `retry_delays[n]` (the last delay repeats), then the
-        message moves to the queue's dead-letter queue; an undecodable body goes there at once.
+        message moves to the queue's dead-letter queue; an undecodable body, or one whose
+        handler raises `MalformedMessage`, goes there at once.
         """
         ...
 

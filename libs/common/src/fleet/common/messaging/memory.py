@@ -154,7 +154,8 @@ class InMemoryBus:
         try:
             await sub.handler(envelope)
         except Exception as exc:
-            if delivery.retries >= sub.policy.max_retries:
+            # A handler that finds the message malformed will never accept it: no retries.
+            if delivery.retries >= sub.policy.max_retries or isinstance(exc, MalformedMessage):
                 attempts = delivery.retries + 1
                 self._dead(sub, delivery, envelope, describe_error(exc), attempts=attempts)
                 return

@@ -239,7 +239,8 @@ class RabbitBus:
         try:
             await sub.handler(envelope)
         except Exception as exc:
-            if retries >= sub.policy.max_retries:
+            # A handler that finds the message malformed will never accept it: no retries.
+            if retries >= sub.policy.max_retries or isinstance(exc, MalformedMessage):
                 await self._to_dlq(sub, message, describe_error(exc), attempts=retries + 1)
                 return
             await self._to_retry(sub, message, retries, exc)

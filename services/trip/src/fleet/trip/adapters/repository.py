@@ -17,6 +17,8 @@ from fleet.trip.domain.trips import Location, StaleTrip, Trip, TripStatus
 # Columns written on every save; the identity, rider, booking request and creation never change.
 _MUTABLE = (
     "vehicle_id",
+    "vehicle_model",
+    "quoted_fare_cents",
     "status",
     "fare_cents",
     "distance_km",
@@ -36,6 +38,7 @@ def _row_values(trip: Trip) -> dict[str, Any]:
         "id": trip.id,
         "rider_id": trip.rider_id,
         "vehicle_id": trip.vehicle_id,
+        "vehicle_model": trip.vehicle_model,
         "status": trip.status.value,
         "pickup_lat": trip.pickup.lat,
         "pickup_lon": trip.pickup.lon,
@@ -65,6 +68,7 @@ def _trip(row: Any) -> Trip:
         id=m["id"],
         rider_id=m["rider_id"],
         vehicle_id=m["vehicle_id"],
+        vehicle_model=m["vehicle_model"],
         status=TripStatus(m["status"]),
         pickup=Location(m["pickup_lat"], m["pickup_lon"]),
         dropoff=Location(m["dropoff_lat"], m["dropoff_lon"]),
@@ -93,8 +97,12 @@ class SqlTripRepository:
     async def add(self, trip: Trip) -> None:
         await self.session.execute(trips.insert().values(**_row_values(trip)))
 
-    async def get(self, trip_id: uuid.UUID) -> Trip | None:
-        row = (await self.session.execute(select(trips).where(trips.c.id == trip_id))).first()
+    async def get(self, trip_id: uuid.UUID, *, lock: bool = False) -> Trip | None:
+        """The trip; `lock` takes its row lock until the transaction ends (PostgreSQL)."""
+        stmt = select(trips).where(trips.c.id == trip_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        row = (await self.session.execute(stmt)).first()
         return _trip(row) if row else None
 
     async def get_by_idempotency_key(self, rider_id: uuid.UUID, key: str) -> Trip | None:

@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -17,6 +18,8 @@ from sqlalchemy import (
 )
 
 from fleet.common.db import UTCDateTime, service_metadata
+from fleet.common.outbox import inbox_table, outbox_table
+from fleet.common.saga import saga_tables
 
 SCHEMA = "trip"
 metadata = service_metadata(SCHEMA)
@@ -34,7 +37,9 @@ trips = Table(
     Column("pickup_lon", Float, nullable=False),
     Column("dropoff_lat", Float, nullable=False),
     Column("dropoff_lon", Float, nullable=False),
-    Column("quoted_fare_cents", BigInteger, nullable=False),
+    # Known once the booking saga's quote-fare step answered.
+    Column("quoted_fare_cents", BigInteger),
+    Column("vehicle_model", String(64)),
     Column("fare_cents", BigInteger),
     Column("distance_km", Float),
     Column("duration_min", Float),
@@ -77,9 +82,26 @@ tracking_points = Table(
     Column("speed_kph", Float),
     Column("recorded_at", UTCDateTime, nullable=False),
 )
+Index("ix_trips_saga_id", trips.c.saga_id)
 Index(
     "ix_tracking_points_trip_recorded",
     tracking_points.c.trip_id,
     tracking_points.c.recorded_at,
     tracking_points.c.id,
 )
+
+# CQRS read model for operators: one row per UTC day, fed by trip.completed and invoice.paid.
+trip_daily_stats = Table(
+    "trip_daily_stats",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("trips_completed", Integer, nullable=False),
+    Column("distance_km_total", Float, nullable=False),
+    Column("duration_min_total", Float, nullable=False),
+    Column("revenue_cents", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)
+sagas = saga_tables(metadata)

@@ -8,12 +8,25 @@ from fastapi import Depends, Request
 
 from fleet.common.app import runtime
 from fleet.common.db import Database
+from fleet.common.runtime import ServiceRuntime
+from fleet.trip.service.booking import Booking
 
 SERVICE = "trip"
+
+
+def get_runtime(request: Request) -> ServiceRuntime:
+    return runtime(request, SERVICE)
 
 
 def get_db(request: Request) -> Database:
     return runtime(request, SERVICE).db
 
 
+def get_booking(request: Request) -> Booking:
+    booking: Booking = runtime(request, SERVICE).extras["booking"]
+    return booking
+
+
 DbDep = Annotated[Database, Depends(get_db)]
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
+BookingDep = Annotated[Booking, Depends(get_booking)]

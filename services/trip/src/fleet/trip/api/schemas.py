@@ -50,7 +50,7 @@ class TripOut(BaseModel):
     status: TripStatus
     pickup: PointOut
     dropoff: PointOut
-    quoted_fare_cents: int
+    quoted_fare_cents: int | None
     fare_cents: int | None
     distance_km: float | None
     duration_min: float | None
@@ -95,3 +95,48 @@ class TrackingPointOut(BaseModel):
     lon: float
     speed_kph: float | None
     recorded_at: dt.datetime
+
+
+class BookTripIn(Strict):
+    pickup: PointIn
+    dropoff: PointIn
+    vehicle_id: uuid.UUID | None = None
+
+
+class CompleteTripIn(Strict):
+    distance_km: float = Field(strict=False, ge=0, le=2000, allow_inf_nan=False)
+    duration_min: float | None = Field(None, ge=0, le=1440, allow_inf_nan=False)
+
+
+class CancelTripIn(Strict):
+    reason: str | None = Field(None, min_length=1, max_length=500)
+
+
+class SagaStepOut(BaseModel):
+    name: str
+    phase: str
+    status: str
+    attempts: int
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    error: str | None
+
+
+class SagaOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    status: str
+    trip_id: uuid.UUID | None
+    current_step: str | None
+    error: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    steps: list[SagaStepOut]
+
+
+class DailyTripsOut(BaseModel):
+    day: dt.date
+    trips: int
+    revenue_cents: int
+    avg_distance_km: float
+    avg_duration_min: float

@@ -1,18 +1,37 @@
-"""Trip reads: riders see their own trips, operators all. Booking arrives with the saga."""
+"""Trip routes: booking (202 + saga), lifecycle, reads (riders: their own; operators: all)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body, Header
 
-from fleet.common.auth import CurrentPrincipal
+from fleet.common.auth import CurrentPrincipal, OperatorPrincipal, RiderPrincipal
 from fleet.common.pagination import Page, PageDep, page_of
-from fleet.trip.api.deps import DbDep
-from fleet.trip.api.schemas import TrackingPointOut, TripOut
+from fleet.trip.api.deps import BookingDep, DbDep, RuntimeDep
+from fleet.trip.api.schemas import (
+    BookTripIn,
+    CancelTripIn,
+    CompleteTripIn,
+    TrackingPointOut,
+    TripOut,
+)
 from fleet.trip.domain.tracking import TrackingPoint
 from fleet.trip.domain.trips import TripStatus
+from fleet.trip.service import lifecycle
 from fleet.trip.service import trips as uc
+from fleet.trip.service.booking import BookingRequest
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=128,
+        description="Retries with the same key and body return the same trip.",
+    ),
+]
 
 router = APIRouter(prefix="/trips", tags=["trip"])
 
@@ -46,3 +65,40 @@ async def get_tracking(
 ) -> Page[TrackingPointOut]:
     points = await uc.trip_tracking(db, who, trip_id, page)
     return page_of(points, page, _point, key=lambda p: (p.recorded_at, p.id))
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Book a trip: answers at once with the pending trip and its saga id",
+    responses={409: {"description": "Idempotency-Key reused with another body"}},
+)
+async def book_trip(
+    body: BookTripIn, who: RiderPrincipal, booking: BookingDep, key: IdempotencyKey = None
+) -> TripOut:
+    request = BookingRequest(body.pickup.location(), body.dropoff.location(), body.vehicle_id)
+    return TripOut.of(await booking.book(who, request, key))
+
+
+@router.post("/{trip_id}/start", summary="The rider is aboard (operator)")
+async def start_trip(trip_id: uuid.UUID, rt: RuntimeDep, _op: OperatorPrincipal) -> TripOut:
+    return TripOut.of(await lifecycle.start_trip(rt, trip_id))
+
+
+@router.post("/{trip_id}/complete", summary="The ride ended (operator); billing follows")
+async def complete_trip(
+    trip_id: uuid.UUID, body: CompleteTripIn, rt: RuntimeDep, _op: OperatorPrincipal
+) -> TripOut:
+    trip = await lifecycle.complete_trip(rt, trip_id, body.distance_km, body.duration_min)
+    return TripOut.of(trip)
+
+
+@router.post("/{trip_id}/cancel", summary="Cancel before start (owner or operator)")
+async def cancel_trip(
+    trip_id: uuid.UUID,
+    rt: RuntimeDep,
+    who: CurrentPrincipal,
+    body: Annotated[CancelTripIn | None, Body()] = None,
+) -> TripOut:
+    trip = await lifecycle.cancel_trip(rt, who, trip_id, body.reason if body else None)
+    return TripOut.of(trip)

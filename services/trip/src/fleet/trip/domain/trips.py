@@ -78,11 +78,12 @@ class Trip:
     rider_id: uuid.UUID
     pickup: Location
     dropoff: Location
-    quoted_fare_cents: int
+    quoted_fare_cents: int | None
     created_at: dt.datetime
     updated_at: dt.datetime
     status: TripStatus = TripStatus.PENDING
     vehicle_id: uuid.UUID | None = None
+    vehicle_model: str | None = None
     saga_id: uuid.UUID | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
@@ -103,8 +104,8 @@ class Trip:
         rider_id: uuid.UUID,
         pickup: Location,
         dropoff: Location,
-        quoted_fare_cents: int,
         at: dt.datetime,
+        quoted_fare_cents: int | None = None,
         trip_id: uuid.UUID | None = None,
         vehicle_id: uuid.UUID | None = None,
         saga_id: uuid.UUID | None = None,
@@ -112,7 +113,7 @@ class Trip:
         request_hash: str | None = None,
     ) -> Trip:
         """A new trip, pending until the booking saga confirms or rejects it."""
-        if quoted_fare_cents < 0:
+        if quoted_fare_cents is not None and quoted_fare_cents < 0:
             raise InvalidTripData("quoted fare cannot be negative", field="quoted_fare_cents")
         return cls(
             id=trip_id or uuid.uuid4(),
@@ -140,6 +141,26 @@ class Trip:
             raise InvalidTransition(self.id, self.status, target)
         self.status = target
         self.updated_at = at
+
+    def assign(
+        self, vehicle_id: uuid.UUID, vehicle_model: str | None, fare_cents: int, at: dt.datetime
+    ) -> None:
+        """The booking saga holds credits and a vehicle for this pending trip."""
+        if self.status is not TripStatus.PENDING:
+            raise InvalidTransition(self.id, self.status, TripStatus.PENDING)
+        if fare_cents < 0:
+            raise InvalidTripData("quoted fare cannot be negative", field="quoted_fare_cents")
+        self.vehicle_id = vehicle_id
+        self.vehicle_model = vehicle_model
+        self.quoted_fare_cents = fare_cents
+        self.updated_at = at
+
+    def unassign(self, at: dt.datetime) -> None:
+        """Compensation of `assign`: the vehicle is no longer the trip's (still pending)."""
+        if self.status is TripStatus.PENDING:
+            self.vehicle_id = None
+            self.vehicle_model = None
+            self.updated_at = at
 
     def confirm(self, vehicle_id: uuid.UUID, at: dt.datetime) -> None:
         """The saga reserved credits and a vehicle: the trip is booked."""

@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 
 from fleet.common.db import UTCDateTime, service_metadata
+from fleet.common.outbox import inbox_table, outbox_table
 
 SCHEMA = "vehicle"
 metadata = service_metadata(SCHEMA)
@@ -47,7 +48,8 @@ vehicles = Table(
 )
 Index("ix_vehicles_status", vehicles.c.status)
 Index("ix_vehicles_lat_lon", vehicles.c.lat, vehicles.c.lon)
-Index("ix_vehicles_reserved_trip_id", vehicles.c.reserved_trip_id)
+# One vehicle per trip: two deliveries of one booking can never hold two vehicles.
+Index("ix_vehicles_reserved_trip_id", vehicles.c.reserved_trip_id, unique=True)
 Index("ix_vehicles_created_id", vehicles.c.created_at.desc(), vehicles.c.id)
 
 telemetry = Table(
@@ -88,3 +90,18 @@ Index(
     diagnostics.c.created_at.desc(),
     diagnostics.c.id,
 )
+
+# Where each trip's booking stands for this service. Reserving and releasing a trip both lock its
+# row, so a reserve-vehicle that arrives late, after its compensation, finds the booking closed
+# instead of holding a vehicle that nobody will ever free.
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("trip_id", Uuid, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("state IN ('open', 'released', 'cancelled', 'completed')", name="state"),
+)
+
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)

@@ -11,6 +11,8 @@ from .vehicles import Vehicle
 
 DEFAULT_RADIUS_KM = 5.0
 MAX_RADIUS_KM = 500.0
+# How far a booking looks for a vehicle around the pickup point.
+BOOKING_RADIUS_KM = 50.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +32,17 @@ class Circle:
         return self.distance_km(lat, lon) <= self.radius_km
 
 
-def nearest(candidates: Iterable[Vehicle], area: Circle) -> Vehicle | None:
-    """The closest vehicle inside the circle (ties broken by id, so the choice is stable)."""
+def by_distance(candidates: Iterable[Vehicle], area: Circle) -> list[Vehicle]:
+    """The vehicles inside the circle, closest first (ties broken by id, so the order is stable)."""
     inside = [
         (area.distance_km(v.lat, v.lon), str(v.id), v)
         for v in candidates
         if area.contains(v.lat, v.lon)
     ]
-    return min(inside, key=lambda t: (t[0], t[1]))[2] if inside else None
+    return [v for _d, _id, v in sorted(inside, key=lambda t: (t[0], t[1]))]
+
+
+def nearest(candidates: Iterable[Vehicle], area: Circle) -> Vehicle | None:
+    """The closest vehicle inside the circle."""
+    ranked = by_distance(candidates, area)
+    return ranked[0] if ranked else None

@@ -21,6 +21,14 @@ class VehicleUnavailableError(ConflictError):
     """The vehicle's status does not allow what was asked (it is busy or out of service)."""
 
 
+class NoVehicleAvailableError(ConflictError):
+    """No available vehicle is close enough to the pickup point."""
+
+
+class TripClosedError(ConflictError):
+    """The trip's booking is already over (released, cancelled or completed) for the vehicles."""
+
+
 @dataclass(slots=True)
 class Vehicle:
     id: uuid.UUID
@@ -69,6 +77,14 @@ class Vehicle:
     def release(self, trip_id: uuid.UUID) -> bool:
         """Undo `reserve` (saga compensation); a vehicle held for another trip stays held."""
         if not self._on_trip(trip_id, VehicleStatus.RESERVED):
+            return False
+        self.status = VehicleStatus.AVAILABLE
+        self.reserved_trip_id = None
+        return True
+
+    def cancel_trip(self, trip_id: uuid.UUID) -> bool:
+        """Free the vehicle of a cancelled trip, reserved or under way; no mileage is added."""
+        if not self._on_trip(trip_id, *TRIP_STATUSES):
             return False
         self.status = VehicleStatus.AVAILABLE
         self.reserved_trip_id = None

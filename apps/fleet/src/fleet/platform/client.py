@@ -1,0 +1,117 @@
+"""A thin async client of the platform's public API (cross-service tests, benchmarks, demos)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+ADMIN = ("admin@fleet.local", "admin-password")
+SEOUL = {"lat": 37.5665, "lon": 126.9780}
+T = TypeVar("T")
+
+
+class ApiError(RuntimeError):
+    """The platform answered something other than what the call expects."""
+
+
+def _expect(r: httpx.Response, status: int) -> None:
+    if r.status_code != status:
+        raise ApiError(f"{r.request.method} {r.request.url.path} → {r.status_code}: {r.text}")
+
+
+@dataclass
+class User:
+    id: str
+    headers: dict[str, str]
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], until: Callable[[T], bool], within: float = 20.0
+) -> T:
+    """Poll `probe()` until `until(result)`; fail with the last result after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await probe()
+        if until(result):
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {within}s; last: {result!r}")
+        await asyncio.sleep(0.05)
+
+
+def vin(n: int) -> str:
+    """A valid, unique-per-n VIN (17 chars, no I/O/Q)."""
+    return f"5YJ3E1EA{n:09d}"
+
+
+class Platform:
+    """The public API through one base URL (the gateway, or the embedded app)."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def login(self, email: str, password: str) -> User:
+        r = await self.http.post("/auth/token", data={"username": email, "password": password})
+        _expect(r, 200)
+        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        me = (await self.http.get("/users/me", headers=headers)).json()
+        return User(me["id"], headers)
+
+    async def operator(self) -> User:
+        return await self.login(*ADMIN)
+
+    async def rider(self, credits_cents: int = 0) -> User:
+        email = f"rider-{uuid.uuid4().hex[:12]}@example.com"
+        body = {"email": email, "password": "correct-horse-9", "name": "Rider"}
+        r = await self.http.post("/auth/register", json=body)
+        _expect(r, 201)
+        user = await self.login(email, "correct-horse-9")
+        if credits_cents:
+            r = await self.http.post(
+                "/wallet/top-up", json={"amount_cents": credits_cents}, headers=user.headers
+            )
+            _expect(r, 200)
+        return user
+
+    async def vehicle(self, op: User, n: int, lat: float = 37.5665, lon: float = 126.978) -> str:
+        body = {"vin": vin(n), "model": "Ioniq5", "seats": 4, "lat": lat, "lon": lon}
+        r = await self.http.post("/vehicles", json=body, headers=op.headers)
+        _expect(r, 201)
+        return str(r.json()["id"])
+
+    async def book(self, rider: User, key: str | None = None, **extra: Any) -> dict[str, Any]:
+        body = {"pickup": SEOUL, "dropoff": {"lat": 37.5796, "lon": 126.9770}, **extra}
+        headers = {**rider.headers, **({"Idempotency-Key": key} if key else {})}
+        r = await self.http.post("/trips", json=body, headers=headers)
+        _expect(r, 202)
+        trip: dict[str, Any] = r.json()
+        return trip
+
+    async def trip(self, who: User, trip_id: str) -> dict[str, Any]:
+        r = await self.http.get(f"/trips/{trip_id}", headers=who.headers)
+        _expect(r, 200)
+        body: dict[str, Any] = r.json()
+        return body
+
+    async def settled(self, who: User, trip_id: str, within: float = 20.0) -> dict[str, Any]:
+        """The trip once its booking saga ended (confirmed or rejected)."""
+        return await eventually(
+            lambda: self.trip(who, trip_id),
+            lambda t: t["status"] != "pending",
+            within,
+        )
+
+    async def wallet(self, rider: User) -> dict[str, int]:
+        body: dict[str, int] = (await self.http.get("/wallet", headers=rider.headers)).json()
+        return body
+
+    async def get(self, who: User, path: str) -> Any:
+        r = await self.http.get(path, headers=who.headers)
+        _expect(r, 200)
+        return r.json()

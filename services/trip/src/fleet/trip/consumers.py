@@ -1,0 +1,40 @@
+"""The trip service's message handlers: saga replies and the analytics read model."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fleet.common.messaging import Envelope, MalformedMessage
+from fleet.common.runtime import ServiceRuntime, Subscription
+from fleet.common.saga import SagaReply
+from fleet.contracts.queues import TRIP_EVENTS, TRIP_SAGA_REPLIES
+from fleet.trip.service import analytics
+from fleet.trip.service.booking import Booking
+
+
+def subscriptions(rt: ServiceRuntime) -> list[Subscription]:
+    booking: Booking = rt.extras["booking"]
+
+    async def on_saga_reply(session: AsyncSession, envelope: Envelope) -> None:
+        try:
+            reply = SagaReply.from_dict(envelope.data)
+        except ValidationError as exc:
+            raise MalformedMessage(f"not a saga reply: {exc.error_count()} errors") from None
+        await booking.engine.handle_reply(session, reply)
+
+    return [
+        Subscription(
+            TRIP_SAGA_REPLIES.name,
+            TRIP_SAGA_REPLIES.exchange,
+            TRIP_SAGA_REPLIES.bindings,
+            rt.consumer("saga-replies", on_saga_reply),
+            prefetch=64,
+        ),
+        Subscription(
+            TRIP_EVENTS.name,
+            TRIP_EVENTS.exchange,
+            TRIP_EVENTS.bindings,
+            rt.consumer("analytics", analytics.record),
+        ),
+    ]

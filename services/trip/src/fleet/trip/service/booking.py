@@ -1,0 +1,187 @@
+"""Booking a trip: `POST /trips` creates a pending trip and starts the trip-booking saga.
+
+The saga (fleet.contracts.booking) quotes the fare (billing), holds the rider's credits (user),
+reserves a vehicle (vehicle), assigns both to the trip (local step, no broker round trip) and
+notifies the rider (user). Its outcome hooks confirm or reject the trip in the transaction that
+ends the saga, and publish `trip.confirmed` / `trip.rejected` through the outbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fleet.common.auth import Principal
+from fleet.common.db import utcnow
+from fleet.common.errors import ConflictError
+from fleet.common.logging import get_logger
+from fleet.common.messaging import Envelope
+from fleet.common.runtime import ServiceRuntime
+from fleet.common.saga import (
+    PrometheusSagaObserver,
+    SagaCommand,
+    SagaDefinition,
+    SagaEngine,
+    SagaInstance,
+)
+from fleet.contracts import booking
+from fleet.contracts.events import TripConfirmed, TripRejected
+from fleet.trip.adapters.repository import SqlTripRepository
+from fleet.trip.adapters.tables import sagas
+from fleet.trip.domain.trips import Location, Trip
+
+log = get_logger("fleet.trip.booking")
+DEFINITION = SagaDefinition.from_dict(booking.DEFINITION)
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    pickup: Location
+    dropoff: Location
+    vehicle_id: uuid.UUID | None = None
+
+    def fingerprint(self) -> str:
+        """Stable hash of the request body: same Idempotency-Key + other body → 409."""
+        body = {
+            "pickup": [self.pickup.lat, self.pickup.lon],
+            "dropoff": [self.dropoff.lat, self.dropoff.lon],
+            "vehicle_id": str(self.vehicle_id) if self.vehicle_id else None,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+class Booking:
+    """The trip service's side of the booking saga (one per app)."""
+
+    def __init__(self, rt: ServiceRuntime) -> None:
+        self.rt = rt
+        registry = rt.platform.registry
+        self.started = Counter(
+            "saga_started_total", "Sagas started, by saga.", ["saga"], registry=registry
+        )
+        self.engine = SagaEngine(
+            DEFINITION,
+            self._send,
+            local_actions={"create-trip": self._assign_trip},
+            local_compensations={"create-trip": self._unassign_trip},
+            tables=sagas,
+            reply_to=booking.REPLY_KEY,
+            on_completed=self._confirm_trip,
+            on_compensated=self._reject_trip,
+            on_failed=self._reject_trip,
+            observer=PrometheusSagaObserver(registry),
+        )
+
+    async def book(self, who: Principal, request: BookingRequest, key: str | None) -> Trip:
+        """A new pending trip with its saga started, or the trip this Idempotency-Key made."""
+        fingerprint = request.fingerprint()
+        if key is not None and (found := await self._existing(who, key, fingerprint)):
+            return found
+        now, saga_id = utcnow(), uuid.uuid4()
+        trip = Trip.request(
+            rider_id=who.user_id,
+            pickup=request.pickup,
+            dropoff=request.dropoff,
+            at=now,
+            saga_id=saga_id,
+            idempotency_key=key,
+            request_hash=fingerprint if key else None,
+        )
+        try:
+            async with self.rt.transaction() as session:
+                await SqlTripRepository(session).add(trip)
+                await self.engine.start(session, saga_id, _saga_data(trip, request))
+        except IntegrityError:
+            # A concurrent request with the same Idempotency-Key won the insert.
+            if key is not None and (found := await self._existing(who, key, fingerprint)):
+                return found
+            raise
+        self.started.labels(DEFINITION.name).inc()
+        return trip
+
+    async def _existing(self, who: Principal, key: str, fingerprint: str) -> Trip | None:
+        async with self.rt.db.session() as session:
+            trip = await SqlTripRepository(session).get_by_idempotency_key(who.user_id, key)
+        if trip is not None and trip.request_hash != fingerprint:
+            raise ConflictError(
+                "this Idempotency-Key was used with another request body", field="Idempotency-Key"
+            )
+        return trip
+
+    async def _send(self, session: AsyncSession, command: SagaCommand) -> None:
+        envelope = Envelope.new(
+            command.command_type,
+            command.to_dict(),
+            producer=self.rt.name,
+            aggregate_type="saga",
+            aggregate_id=command.saga_id,
+            correlation_id=str(command.saga_id),
+            kind="command",
+            reply_to=command.reply_to,
+        )
+        await self.rt.publish(session, envelope, exchange="commands")
+
+    async def _trip(self, session: AsyncSession, saga: SagaInstance) -> Trip:
+        trip = await SqlTripRepository(session).get(uuid.UUID(saga.data["trip_id"]), lock=True)
+        if trip is None:
+            raise LookupError(f"saga {saga.id} refers to a missing trip")
+        return trip
+
+    async def _assign_trip(self, session: AsyncSession, saga: SagaInstance) -> dict[str, Any]:
+        trip = await self._trip(session, saga)
+        data = saga.data
+        trip.assign(
+            uuid.UUID(data["vehicle_id"]),
+            data.get("vehicle_model"),
+            int(data["fare_cents"]),
+            utcnow(),
+        )
+        await SqlTripRepository(session).save(trip)
+        return {}
+
+    async def _unassign_trip(self, session: AsyncSession, saga: SagaInstance) -> None:
+        trip = await self._trip(session, saga)
+        trip.unassign(utcnow())
+        await SqlTripRepository(session).save(trip)
+
+    async def _confirm_trip(self, session: AsyncSession, saga: SagaInstance) -> None:
+        trip = await self._trip(session, saga)
+        vehicle_id = uuid.UUID(saga.data["vehicle_id"])
+        trip.confirm(vehicle_id, utcnow())
+        await SqlTripRepository(session).save(trip)
+        event = TripConfirmed(
+            trip_id=trip.id,
+            rider_id=trip.rider_id,
+            vehicle_id=vehicle_id,
+            quoted_fare_cents=trip.quoted_fare_cents or 0,
+        )
+        await self.rt.publish(
+            session, event, aggregate_type="trip", aggregate_id=trip.id, version=trip.version
+        )
+
+    async def _reject_trip(self, session: AsyncSession, saga: SagaInstance, reason: str) -> None:
+        trip = await self._trip(session, saga)
+        trip.reject(reason or "booking failed", utcnow())
+        await SqlTripRepository(session).save(trip)
+        event = TripRejected(trip_id=trip.id, rider_id=trip.rider_id, reason=trip.rejection_reason)
+        await self.rt.publish(
+            session, event, aggregate_type="trip", aggregate_id=trip.id, version=trip.version
+        )
+        log.info("trip rejected", trip_id=str(trip.id), reason=trip.rejection_reason)
+
+
+def _saga_data(trip: Trip, request: BookingRequest) -> dict[str, Any]:
+    return {
+        "trip_id": str(trip.id),
+        "rider_id": str(trip.rider_id),
+        "pickup": {"lat": trip.pickup.lat, "lon": trip.pickup.lon},
+        "dropoff": {"lat": trip.dropoff.lat, "lon": trip.dropoff.lon},
+        "requested_vehicle_id": str(request.vehicle_id) if request.vehicle_id else None,
+    }

@@ -1,0 +1,43 @@
+"""Fixtures of the cross-service tests: the platform as four real processes (distributed mode)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fleet.common.testing import create_database, create_vhost, delete_vhost, drop_database
+from fleet.platform.distributed import DistributedStack
+
+_next_port = [18000]
+
+
+def _ports(count: int) -> list[int]:
+    start = _next_port[0]
+    _next_port[0] += count
+    return list(range(start, start + count))
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[DistributedStack]:
+    """user, vehicle, trip and billing as separate processes on a fresh database and vhost."""
+    database = create_database()
+    amqp = create_vhost()
+    ports = _ports(5)
+    s = DistributedStack(
+        database_url=database,
+        amqp_url=amqp,
+        redis_url="redis://127.0.0.1:6379/0",
+        data_dir=tmp_path,
+        ports=dict(zip(("user", "vehicle", "trip", "billing"), ports[:4], strict=True)),
+        gateway_port=ports[4],
+        extra_env={"FLEET_ENV": "test", "FLEET_LOG_LEVEL": "WARNING"},
+    )
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+        delete_vhost(amqp)
+        drop_database(database)
