@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,13 +11,16 @@ import pytest
 from fleet.common.testing import create_database, create_vhost, delete_vhost, drop_database
 from fleet.platform.distributed import DistributedStack
 
-_next_port = [18000]
-
-
 def _ports(count: int) -> list[int]:
-    start = _next_port[0]
-    _next_port[0] += count
-    return list(range(start, start + count))
+    """Free TCP ports (held open together so they differ), for several test runs at once."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The 0001 migration builds exactly the tables the code declares, and rolls back cleanly."""
+"""The migrations build exactly the tables the code declares, and rolls back cleanly."""
 
 from __future__ import annotations
 
@@ -35,4 +35,4 @@ async def test_migration_downgrades_and_upgrades_again(make_db: MakeDb) -> None:
     await migrations.downgrade(db, m.migrations)
     assert await migrations.current_revision(db) is None
     await migrations.upgrade(db, m.migrations)
-    assert await migrations.current_revision(db) == "0001"
+    assert await migrations.current_revision(db) == "0002"

@@ -91,5 +91,42 @@ def test_a_settled_hold_cannot_be_released_or_captured_again() -> None:
     assert (w.balance_cents, w.held_cents) == (90, 0)
 
 
+def test_settle_within_the_hold_debits_the_amount_and_releases_the_rest() -> None:
+    w = _wallet()
+    hold = w.place_hold(uuid.uuid4(), uuid.uuid4(), 40)
+    w.settle_hold(hold, 25)
+    assert (w.balance_cents, w.held_cents, w.available_cents) == (75, 0, 75)
+    assert (hold.status, hold.captured_cents) == ("captured", 25)
+
+
+def test_settle_beyond_the_hold_takes_the_excess_from_the_available_credits() -> None:
+    w = _wallet()
+    hold = w.place_hold(uuid.uuid4(), uuid.uuid4(), 40)
+    w.settle_hold(hold, 100)
+    assert (w.balance_cents, w.held_cents, w.available_cents) == (0, 0, 0)
+    assert (hold.status, hold.captured_cents) == ("captured", 40)
+
+
+def test_settle_beyond_hold_and_available_is_refused_and_changes_nothing() -> None:
+    w = _wallet()
+    other = w.place_hold(uuid.uuid4(), uuid.uuid4(), 30)
+    hold = w.place_hold(uuid.uuid4(), uuid.uuid4(), 40)
+    with pytest.raises(InsufficientCredits, match="available 70, needed 71"):
+        w.settle_hold(hold, 71)
+    assert (w.balance_cents, w.held_cents, w.available_cents) == (100, 70, 30)
+    assert (hold.status, other.status) == ("held", "held")
+
+
+def test_settle_refuses_a_negative_amount_and_a_settled_hold() -> None:
+    w = _wallet()
+    hold = w.place_hold(uuid.uuid4(), uuid.uuid4(), 40)
+    with pytest.raises(InvalidAmount):
+        w.settle_hold(hold, -1)
+    w.release_hold(hold)
+    with pytest.raises(HoldNotActive):
+        w.settle_hold(hold, 10)
+    assert (w.balance_cents, w.held_cents) == (100, 0)
+
+
 def test_emails_are_normalised_to_lower_case() -> None:
     assert normalize_email("  Ada.Lovelace@Example.COM ") == "ada.lovelace@example.com"

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.common.db import utcnow
+from fleet.common.db import insert_for, utcnow
 from fleet.common.pagination import PageParams, newest_first
 from fleet.user.adapters.tables import feedback, notifications
 
@@ -25,6 +25,35 @@ class SqlNotificationRepository:
             )
         )
         return ident
+
+    async def add_once(
+        self, user_id: uuid.UUID, kind: str, reference: uuid.UUID, title: str, body: str
+    ) -> uuid.UUID:
+        """Add the user's `kind` notification about `reference` unless it exists; its id."""
+        stmt = (
+            insert_for(self.session, notifications)
+            .values(
+                id=uuid.uuid4(),
+                user_id=user_id,
+                kind=kind,
+                reference=reference,
+                title=title,
+                body=body,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["user_id", "kind", "reference"])
+            .returning(notifications.c.id)
+        )
+        added: uuid.UUID | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        if added is not None:
+            return added
+        existing = select(notifications.c.id).where(
+            notifications.c.user_id == user_id,
+            notifications.c.kind == kind,
+            notifications.c.reference == reference,
+        )
+        found: uuid.UUID = (await self.session.execute(existing)).scalar_one()
+        return found
 
     async def get(self, notification_id: uuid.UUID) -> Any | None:
         stmt = select(notifications).where(notifications.c.id == notification_id)

@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 
 from fleet.common.db import UTCDateTime, service_metadata
+from fleet.common.outbox import inbox_table, outbox_table
 
 SCHEMA = "user_svc"
 metadata = service_metadata(SCHEMA)
@@ -103,12 +104,23 @@ notifications = Table(
     Column("body", String(2000), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("read_at", UTCDateTime),
+    # What the notification is about (e.g. the trip); a message re-sent by the saga finds it here.
+    Column("reference", Uuid),
 )
 Index(
     "ix_notifications_user_created",
     notifications.c.user_id,
     notifications.c.created_at.desc(),
     notifications.c.id,
+)
+# A unique index rather than a constraint: SQLite can add an index without rebuilding the table.
+# NULL references never collide, so ad-hoc notifications are unaffected.
+Index(
+    "ix_notifications_user_kind_reference",
+    notifications.c.user_id,
+    notifications.c.kind,
+    notifications.c.reference,
+    unique=True,
 )
 
 feedback = Table(
@@ -123,3 +135,6 @@ feedback = Table(
     UniqueConstraint("rider_id", "trip_id"),
     CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),
 )
+
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)

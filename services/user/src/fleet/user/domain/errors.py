@@ -12,6 +12,10 @@ class InsufficientCredits(ConflictError):
     title = "Insufficient Credits"
     slug = "insufficient-credits"
 
+    @classmethod
+    def of(cls, available_cents: int, needed_cents: int) -> InsufficientCredits:
+        return cls(f"insufficient credits: available {available_cents}, needed {needed_cents}")
+
 
 class HoldNotActive(ConflictError):
     """The hold was already released or captured, so it cannot change any more."""

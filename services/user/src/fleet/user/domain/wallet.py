@@ -57,9 +57,7 @@ class Wallet:
         """Reserve `amount_cents` of the available credits; refuse if they do not suffice."""
         _require_positive(amount_cents)
         if amount_cents > self.available_cents:
-            raise InsufficientCredits(
-                f"hold of {amount_cents} exceeds the {self.available_cents} available"
-            )
+            raise InsufficientCredits.of(self.available_cents, amount_cents)
         self.held_cents += amount_cents
         self.version += 1
         return Hold(hold_id, self.user_id, reference, amount_cents)
@@ -84,6 +82,24 @@ class Wallet:
         self.balance_cents -= amount_cents
         hold.status = "captured"
         hold.captured_cents = amount_cents
+        self.version += 1
+
+    def settle_hold(self, hold: Hold, amount_cents: int) -> None:
+        """Debit `amount_cents` for the hold's reference, from the hold first.
+
+        Less than the hold: the rest is released. More: the available credits pay the excess, or
+        InsufficientCredits is raised and nothing changes (a fare may exceed its quote).
+        """
+        self._require_own_active(hold)
+        if amount_cents < 0:
+            raise InvalidAmount(amount_cents)
+        excess = amount_cents - hold.amount_cents
+        if excess > self.available_cents:
+            raise InsufficientCredits.of(hold.amount_cents + self.available_cents, amount_cents)
+        self.held_cents -= hold.amount_cents
+        self.balance_cents -= amount_cents
+        hold.status = "captured"
+        hold.captured_cents = min(amount_cents, hold.amount_cents)
         self.version += 1
 
     def _require_own_active(self, hold: Hold) -> None:

@@ -2,19 +2,24 @@
 
 Holds are idempotent by reference: the saga may redeliver `reserve-credits`, `release-credits` or
 a capture, and each takes effect once. Every writer locks the wallet row first, then looks at the
-hold, so a concurrent duplicate sees the first one's outcome.
+hold, so a concurrent duplicate sees the first one's outcome. The functions taking a session
+(`hold_credits`, `release_hold`, `settle_invoice`) run in the caller's transaction, so that a
+message consumer commits its inbox row and its outgoing messages with the effect.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.app import not_found
 from fleet.common.db import Database
 from fleet.common.errors import ConflictError
 from fleet.user.adapters.wallets import LedgerEntry, SqlWalletRepository
+from fleet.user.domain.errors import InsufficientCredits, InvalidAmount
 from fleet.user.domain.wallet import Hold, Wallet
 
 
@@ -71,6 +76,21 @@ def _same_request(hold: Hold, user_id: uuid.UUID, amount_cents: int) -> Hold:
     return hold
 
 
+async def hold_credits(
+    session: AsyncSession, user_id: uuid.UUID, reference: uuid.UUID, amount_cents: int
+) -> Hold:
+    """Hold `amount_cents` for `reference` in the caller's transaction (see `reserve_credits`)."""
+    repo = SqlWalletRepository(session)
+    wallet = await _locked(repo, user_id)
+    if existing := await repo.hold(reference):
+        return _same_request(existing, user_id, amount_cents)
+    version = wallet.version
+    hold = wallet.place_hold(uuid.uuid4(), reference, amount_cents)
+    await repo.save(wallet, version)
+    await repo.add_hold(hold)
+    return hold
+
+
 async def reserve_credits(
     db: Database, user_id: uuid.UUID, reference: uuid.UUID, amount_cents: int
 ) -> Hold:
@@ -81,15 +101,7 @@ async def reserve_credits(
     """
     try:
         async with db.transaction() as session:
-            repo = SqlWalletRepository(session)
-            wallet = await _locked(repo, user_id)
-            if existing := await repo.hold(reference):
-                return _same_request(existing, user_id, amount_cents)
-            version = wallet.version
-            hold = wallet.place_hold(uuid.uuid4(), reference, amount_cents)
-            await repo.save(wallet, version)
-            await repo.add_hold(hold)
-            return hold
+            return await hold_credits(session, user_id, reference, amount_cents)
     except IntegrityError:
         # Only without row locks (SQLite) or from another rider's wallet: the reference is taken.
         async with db.session() as session:
@@ -99,23 +111,34 @@ async def reserve_credits(
         return _same_request(existing, user_id, amount_cents)
 
 
+async def release_hold(
+    session: AsyncSession, reference: uuid.UUID, *, settled_ok: bool = False
+) -> Hold | None:
+    """Give a hold's credits back in the caller's transaction (see `release_credits`).
+
+    With `settled_ok`, a captured hold is left as it is instead of raising HoldNotActive: a
+    compensation or a cancellation arriving after the capture has nothing left to free.
+    """
+    repo = SqlWalletRepository(session)
+    found = await repo.hold(reference)
+    if found is None:
+        return None
+    wallet = await _locked(repo, found.user_id)
+    # Re-read under the wallet lock: a concurrent duplicate may have settled it meanwhile.
+    hold = await repo.hold(reference) or found
+    if hold.status == "released" or (settled_ok and hold.status == "captured"):
+        return hold
+    version = wallet.version
+    wallet.release_hold(hold)  # HoldNotActive if it was captured
+    await repo.save(wallet, version)
+    await repo.save_hold(hold)
+    return hold
+
+
 async def release_credits(db: Database, reference: uuid.UUID) -> Hold | None:
     """Give a hold's credits back. Released holds stay released; unknown references are a no-op."""
     async with db.transaction() as session:
-        repo = SqlWalletRepository(session)
-        found = await repo.hold(reference)
-        if found is None:
-            return None
-        wallet = await _locked(repo, found.user_id)
-        # Re-read under the wallet lock: a concurrent duplicate may have settled it meanwhile.
-        hold = await repo.hold(reference) or found
-        if hold.status == "released":
-            return hold
-        version = wallet.version
-        wallet.release_hold(hold)  # HoldNotActive if it was captured
-        await repo.save(wallet, version)
-        await repo.save_hold(hold)
-        return hold
+        return await release_hold(session, reference)
 
 
 async def capture_credits(db: Database, reference: uuid.UUID, amount_cents: int) -> Hold:
@@ -135,3 +158,59 @@ async def capture_credits(db: Database, reference: uuid.UUID, amount_cents: int)
         await repo.save_hold(hold)
         await repo.record(wallet, "capture", -amount_cents, str(reference))
         return hold
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """The outcome of charging an invoice to the credits held for its trip."""
+
+    captured_cents: int
+    refusal: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.refusal is None
+
+
+async def settle_invoice(
+    session: AsyncSession, rider_id: uuid.UUID, trip_id: uuid.UUID, amount_cents: int
+) -> Settlement:
+    """Charge `amount_cents` to the trip's hold (and the available credits beyond it).
+
+    If the credits cannot cover it, nothing is debited and the hold is released: the invoice is
+    refused, and keeping the credits blocked would not help the rider pay it. A hold that was
+    already captured answers what it captured, so a re-issued invoice debits once.
+    """
+    repo = SqlWalletRepository(session)
+    found = await repo.hold(trip_id)
+    if found is None or found.user_id != rider_id:
+        return Settlement(0, f"no credits are held for trip {trip_id} of rider {rider_id}")
+    wallet = await _locked(repo, rider_id)
+    hold = await repo.hold(trip_id) or found
+    if hold.status == "captured":
+        return await _settled_before(repo, hold, amount_cents)
+    if hold.status == "released":
+        return Settlement(0, f"the credits held for trip {trip_id} were already released")
+    version = wallet.version
+    try:
+        wallet.settle_hold(hold, amount_cents)
+    except InsufficientCredits as refusal:
+        wallet.release_hold(hold)
+        await repo.save(wallet, version)
+        await repo.save_hold(hold)
+        return Settlement(0, refusal.detail)
+    except InvalidAmount as refusal:
+        return Settlement(0, refusal.detail)
+    await repo.save(wallet, version)
+    await repo.save_hold(hold)
+    # One ledger entry for the whole charge, the part beyond the hold included.
+    await repo.record(wallet, "capture", -amount_cents, str(trip_id))
+    return Settlement(amount_cents)
+
+
+async def _settled_before(repo: SqlWalletRepository, hold: Hold, amount_cents: int) -> Settlement:
+    entry = await repo.entry(hold.user_id, "capture", str(hold.reference))
+    captured = -entry.amount_cents if entry else hold.captured_cents
+    if captured != amount_cents:
+        return Settlement(0, f"trip {hold.reference} was already settled for {captured}")
+    return Settlement(captured)
