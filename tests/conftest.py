@@ -11,6 +11,7 @@ import pytest
 from fleet.common.testing import create_database, create_vhost, delete_vhost, drop_database
 from fleet.platform.distributed import DistributedStack
 
+
 def _ports(count: int) -> list[int]:
     """Free TCP ports (held open together so they differ), for several test runs at once."""
     sockets = [socket.socket() for _ in range(count)]

@@ -194,8 +194,20 @@ async def test_a_step_that_times_out_is_compensated(api: Platform, stack: Distri
     op = await api.operator()
     vehicle_id = await api.vehicle(op, 6)
     rider = await api.rider(credits_cents=10_000)
-    stack.kill("vehicle")  # reserve-vehicle will never be answered in time
-    trip = await api.settled(rider, (await api.book(rider))["id"], within=30)
+    stack.kill("vehicle")  # reserve-vehicle will not be answered within its 5 s timeout
+    trip = await api.book(rider)
+    saga = await eventually(
+        lambda: api.get(rider, f"/sagas/{trip['saga_id']}"),
+        lambda s: s["status"] == "compensating",
+        within=30,
+    )
+    assert {s["name"]: s["status"] for s in saga["steps"] if s["phase"] == "action"}[
+        "reserve-vehicle"
+    ] == "timed_out"
+    # compensations run in reverse order: release-vehicle (waiting for the service) first
+
+    stack.start_service("vehicle")
+    trip = await api.settled(rider, trip["id"], within=60)
     assert trip["status"] == "rejected"
     assert "timed out" in trip["rejection_reason"]
     assert await api.wallet(rider) == {
@@ -203,13 +215,11 @@ async def test_a_step_that_times_out_is_compensated(api: Platform, stack: Distri
         "held_cents": 0,
         "available_cents": 10_000,
     }
-    # The vehicle service comes back and finds the stale reserve and its release: the vehicle
-    # must end up free, not held for a trip that was rejected.
-    stack.start_service("vehicle")
-    await eventually(
+    # the stale reserve-vehicle and its release both reach the restarted service: the vehicle
+    # must end up free, not held for a trip that was rejected
+    vehicle = await eventually(
         lambda: api.get(op, f"/vehicles/{vehicle_id}"),
-        lambda v: v["status"] == "available" and v.get("reserved_trip_id") is None,
+        lambda v: v["status"] == "available",
         within=15,
     )
-    await asyncio.sleep(1.0)
-    assert (await api.get(op, f"/vehicles/{vehicle_id}"))["status"] == "available"
+    assert vehicle["reserved_trip_id"] is None

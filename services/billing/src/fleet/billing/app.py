@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fleet.billing.adapters.tables import SCHEMA, metadata
 from fleet.billing.api import invoices, tariffs
+from fleet.billing.consumers import startup, subscriptions
 from fleet.common.app import ServiceModule
 
 
@@ -16,4 +17,6 @@ def module() -> ServiceModule:
         metadata=metadata,
         routers=[tariffs.router, invoices.router],
         migrations=Path(__file__).parent / "migrations",
+        startup=startup,
+        subscriptions=subscriptions,
     )

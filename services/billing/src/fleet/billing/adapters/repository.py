@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.billing.adapters.tables import invoices, tariffs
+from fleet.billing.adapters.tables import invoices, payments, tariffs
 from fleet.billing.domain.fares import Tariff
 from fleet.common.db import insert_for, utcnow
 from fleet.common.pagination import PageParams, newest_first
@@ -58,6 +58,31 @@ class SqlInvoiceRepository:
         stmt = select(invoices).where(invoices.c.id == invoice_id)
         return (await self.session.execute(stmt)).first()
 
+    async def get_for_update(self, invoice_id: uuid.UUID) -> Any | None:
+        """The invoice, locked until the transaction ends (PostgreSQL; SQLite locks on write)."""
+        stmt = select(invoices).where(invoices.c.id == invoice_id).with_for_update()
+        return (await self.session.execute(stmt)).first()
+
+    async def add_once(self, values: dict[str, Any]) -> bool:
+        """Insert an invoice unless its trip already has one; True if this call inserted it."""
+        stmt = (
+            insert_for(self.session, invoices)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[invoices.c.trip_id])
+            .returning(invoices.c.id)
+        )
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def set_status(
+        self, invoice_id: uuid.UUID, status: str, failure_reason: str | None
+    ) -> None:
+        stmt = (
+            update(invoices)
+            .where(invoices.c.id == invoice_id)
+            .values(status=status, failure_reason=failure_reason, updated_at=utcnow())
+        )
+        await self.session.execute(stmt)
+
     async def list(self, rider_id: uuid.UUID | None, page: PageParams) -> list[Any]:
         """Newest first, one row more than the page to tell whether another page follows."""
         stmt = select(invoices)
@@ -65,3 +90,37 @@ class SqlInvoiceRepository:
             stmt = stmt.where(invoices.c.rider_id == rider_id)
         stmt = newest_first(stmt, invoices.c.created_at, invoices.c.id, page)
         return list(await self.session.execute(stmt))
+
+
+class SqlPaymentRepository:
+    """Capture outcomes per invoice, numbered 1, 2, … in the order they were applied."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record(self, invoice_id: uuid.UUID, status: str, error: str | None) -> int:
+        """Add the next attempt of `invoice_id` and return its number.
+
+        Callers hold the invoice's row lock, so two outcomes cannot take the same number.
+        """
+        last = await self.session.scalar(
+            select(func.coalesce(func.max(payments.c.attempt), 0)).where(
+                payments.c.invoice_id == invoice_id
+            )
+        )
+        attempt = int(last or 0) + 1
+        await self.session.execute(
+            payments.insert().values(
+                id=uuid.uuid4(),
+                invoice_id=invoice_id,
+                attempt=attempt,
+                status=status,
+                error=error,
+                created_at=utcnow(),
+            )
+        )
+        return attempt
+
+    async def list(self, invoice_id: uuid.UUID) -> list[Any]:
+        stmt = select(payments).where(payments.c.invoice_id == invoice_id)
+        return list(await self.session.execute(stmt.order_by(payments.c.attempt)))

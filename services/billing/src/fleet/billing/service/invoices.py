@@ -1,4 +1,4 @@
-"""Use cases: reading invoices (issued by the trip.completed handler, see the event-bus issue)."""
+"""Use cases: reading invoices (issued and settled from messages, see `service.billing`)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from fleet.billing.adapters.repository import SqlTariffRepository
 from fleet.billing.domain.fares import DEFAULT_MODEL, DEFAULT_TARIFF, Tariff, estimate_duration_min
 from fleet.common.db import Database
@@ -19,10 +21,15 @@ async def list_tariffs(db: Database) -> list[Tariff]:
 async def tariff_for(db: Database, vehicle_model: str | None) -> Tariff:
     """The model's tariff, else the stored default, else the built-in default."""
     async with db.session() as session:
-        repo = SqlTariffRepository(session)
-        for model in (vehicle_model, DEFAULT_MODEL):
-            if model and (tariff := await repo.get(model)):
-                return tariff
+        return await tariff_in(session, vehicle_model)
+
+
+async def tariff_in(session: AsyncSession, vehicle_model: str | None) -> Tariff:
+    """`tariff_for` inside the caller's transaction (message handlers)."""
+    repo = SqlTariffRepository(session)
+    for model in (vehicle_model, DEFAULT_MODEL):
+        if model and (tariff := await repo.get(model)):
+            return tariff
     return DEFAULT_TARIFF
 
 
@@ -36,7 +43,15 @@ async def quote(
     db: Database, pickup: Point, dropoff: Point, vehicle_model: str | None = None
 ) -> tuple[int, float, float]:
     """(fare_cents, distance_km, duration_min) of a straight-line estimate of the ride."""
+    async with db.session() as session:
+        return await quote_in(session, pickup, dropoff, vehicle_model)
+
+
+async def quote_in(
+    session: AsyncSession, pickup: Point, dropoff: Point, vehicle_model: str | None = None
+) -> tuple[int, float, float]:
+    """`quote` inside the caller's transaction (the saga's quote-fare step)."""
     distance = round(haversine_km(pickup.lat, pickup.lon, dropoff.lat, dropoff.lon), 3)
     duration = estimate_duration_min(distance)
-    tariff = await tariff_for(db, vehicle_model)
+    tariff = await tariff_in(session, vehicle_model)
     return tariff.fare_cents(distance, duration), distance, duration
