@@ -6,12 +6,8 @@ import datetime as dt
 import random
 import string
 import uuid
-from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy.engine import Connection
 
 from fleet.common import migrations
 from fleet.common.db import Database, utcnow
@@ -287,24 +283,3 @@ async def test_migrations_go_down_and_up_again(make_db: MakeDb) -> None:
     await migrations.upgrade(db, m.migrations)
     assert await migrations.current_revision(db) == "0002"
     assert (await _add(db)).version == 1
-
-
-async def test_migrations_match_the_tables(make_db: MakeDb) -> None:
-    m = module()
-    db = await make_db(m)
-    if db.is_sqlite:
-        pytest.skip("schema-qualified comparison is meaningful on PostgreSQL only")
-
-    def diff(conn: Connection) -> list[Any]:
-        ctx = MigrationContext.configure(
-            conn,
-            opts={
-                "include_schemas": True,
-                "version_table_schema": m.schema,
-                "include_name": lambda name, kind, _p: kind != "schema" or name == m.schema,
-            },
-        )
-        return list(compare_metadata(ctx, m.metadata))
-
-    async with db.engine.connect() as conn:
-        assert await conn.run_sync(diff) == []
