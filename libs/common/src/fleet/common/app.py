@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from redis.asyncio import Redis
 from sqlalchemy import MetaData, Table
 
 from fleet.common import deadletters, migrations
@@ -63,6 +64,7 @@ class FleetState:
     verifier: TokenVerifier
     issuer: TokenIssuer | None
     bus: MessageBus
+    redis: Redis | None = None
     services: dict[str, ServiceRuntime] = field(default_factory=dict)
     checks: dict[str, HealthCheck] = field(default_factory=dict)
     queues: set[str] = field(default_factory=set)
@@ -129,6 +131,10 @@ def create_app(
             await state.bus.start()
             stack.push_async_callback(state.bus.close)
             state.checks["bus"] = state.bus.ping
+            if settings.redis_url:
+                state.redis = make_redis(settings.redis_url)
+                stack.push_async_callback(state.redis.aclose)
+                state.checks["redis"] = _redis_ping(state.redis)
             for rt in state.services.values():
                 if rt.outbox is not None:
                     rt.relay = OutboxRelay(rt.db, state.bus, rt.outbox)
@@ -216,6 +222,25 @@ def make_bus(settings: Settings, names: list[str]) -> MessageBus:
 
         return RabbitBus(settings.amqp_url, service="+".join(names))
     return InMemoryBus()
+
+
+def make_redis(url: str) -> Redis:
+    """A Redis client with short timeouts: a slow or dead Redis must cost milliseconds, not
+    seconds (callers treat Redis as an optimisation, never as the source of truth)."""
+    return Redis.from_url(
+        url,
+        socket_timeout=0.25,
+        socket_connect_timeout=0.25,
+        health_check_interval=30,
+        max_connections=100,
+    )
+
+
+def _redis_ping(redis: Redis) -> HealthCheck:
+    async def ping() -> None:
+        await redis.ping()
+
+    return ping
 
 
 def not_found(kind: str, ident: object) -> NotFoundError:
