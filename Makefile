@@ -4,7 +4,8 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
-export UV_PYTHON := $(shell command -v $(PYTHON))
+# The interpreter itself, not a pyenv shim: uv would otherwise see another Python and rebuild .venv.
+export UV_PYTHON := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
@@ -13,7 +14,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format typecheck check bench clean
+.PHONY: help install run run-distributed test lint format typecheck check bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -26,26 +27,32 @@ install: $(UV) ## Create .venv with every package of the workspace and the dev t
 	@$(UV) sync --locked --all-packages
 
 run: install ## Start the whole platform in one process (embedded: SQLite, in-memory bus)
-	@$(UV) run --frozen fleet run --host $(HOST) --port $(PORT)
+	@$(UV) run --locked fleet run --host $(HOST) --port $(PORT)
+
+run-distributed: install ## One process per service + gateway on $(PORT) (PostgreSQL, RabbitMQ, Redis)
+	@DATABASE_URL=$${DATABASE_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/fleet} \
+	 AMQP_URL=$${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/} \
+	 REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
+	 $(UV) run --locked fleet run --distributed --host $(HOST) --port $(PORT)
 
 test: install ## Run the whole test suite (needs PostgreSQL, RabbitMQ, Redis; see .ci/run)
-	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+	@$(UV) run --locked pytest $(PYTEST_ARGS)
 
 lint: install ## ruff: lint and format check
-	@$(UV) run --frozen ruff check .
-	@$(UV) run --frozen ruff format --check .
+	@$(UV) run --locked ruff check .
+	@$(UV) run --locked ruff format --check .
 
 format: install ## ruff: fix and format
-	@$(UV) run --frozen ruff check --fix .
-	@$(UV) run --frozen ruff format .
+	@$(UV) run --locked ruff check --fix .
+	@$(UV) run --locked ruff format .
 
 typecheck: install ## mypy --strict on the service kit and the services' domains
-	@$(UV) run --frozen mypy libs/common/src $(wildcard services/*/src/fleet/*/domain)
+	@$(UV) run --locked mypy libs/common/src libs/contracts/src apps/fleet/src $(wildcard services/*/src/fleet/*/domain)
 
 check: lint typecheck test ## Everything CI runs
 
 bench: install ## Benchmarks (figures printed; see docs/performance.md)
-	@for b in bench/*.py; do echo "== $$b"; $(UV) run --frozen python $$b || exit 1; done
+	@for b in bench/*.py; do echo "== $$b"; $(UV) run --locked python $$b || exit 1; done
 
 clean: ## Remove the virtualenv, caches and embedded data
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache data

@@ -96,6 +96,24 @@ def test_readme_walkthrough_works_and_data_survives_a_restart(tmp_path: Path) ->
             headers=op,
         )
         assert r.status_code == 201, r.text
+
+        # a booking runs the whole saga on the in-memory bus, over the SQLite files
+        r = http.post(
+            "/trips",
+            json={
+                "pickup": {"lat": 37.5665, "lon": 126.978},
+                "dropoff": {"lat": 37.58, "lon": 126.98},
+            },
+            headers=rider,
+        )
+        assert r.status_code == 202, r.text
+        trip_id = r.json()["id"]
+        deadline = time.monotonic() + 20
+        while (trip := http.get(f"/trips/{trip_id}", headers=rider).json())["status"] == "pending":
+            assert time.monotonic() < deadline, trip
+            time.sleep(0.05)
+        assert trip["status"] == "confirmed", trip
+        assert http.get("/wallet", headers=rider).json()["held_cents"] == trip["quoted_fare_cents"]
     assert any("admin@fleet.local" in line for line in output)
     assert any("/docs" in line for line in output)
     assert sorted(p.name for p in tmp_path.glob("*.db")) == [
@@ -108,5 +126,6 @@ def test_readme_walkthrough_works_and_data_survives_a_restart(tmp_path: Path) ->
     with embedded_platform(tmp_path) as (base, _), httpx.Client(base_url=base) as http:
         # the same token still verifies (the dev key pair is kept) and the data is there
         assert http.get("/wallet", headers=rider).json()["balance_cents"] == 5000
+        assert http.get(f"/trips/{trip_id}", headers=rider).json()["status"] == "confirmed"
         vehicles = http.get("/vehicles", headers=rider).json()["items"]
         assert [v["vin"] for v in vehicles] == ["5YJ3E1EA7KF317000"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from rich.console import Console
 
 from fleet.common import migrations
 from fleet.common.config import Settings
-from fleet.common.db import Database
+from fleet.common.db import Database, ensure_database
 from fleet.platform.embedded import embedded_app, service_app
 from fleet.platform.services import SERVICE_NAMES, module_named
 
@@ -107,6 +108,8 @@ def _run_distributed(settings: Settings, host: str, port: int) -> None:
     if not (settings.database_url and settings.amqp_url):
         console.print("[red]--distributed needs DATABASE_URL and AMQP_URL[/] (and REDIS_URL)")
         raise typer.Exit(2)
+    if asyncio.run(ensure_database(settings.database_url)):
+        console.print(f"created database {settings.database_url.rsplit('/', 1)[-1]}")
     stack = DistributedStack(
         database_url=settings.database_url,
         amqp_url=settings.amqp_url,
@@ -120,6 +123,7 @@ def _run_distributed(settings: Settings, host: str, port: int) -> None:
     console.print(f"[bold]Fleet platform[/] (distributed) on {stack.gateway_url}")
     for name, service_port in stack.ports.items():
         console.print(f"  {name:8} http://{host}:{service_port}/docs   log: {stack.log(name)}")
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the children on `kill`, not just Ctrl-C
     try:
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(1)
@@ -128,6 +132,10 @@ def _run_distributed(settings: Settings, host: str, port: int) -> None:
         pass
     finally:
         stack.stop()
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @app.command()

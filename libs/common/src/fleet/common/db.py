@@ -138,3 +138,25 @@ def insert_for(session_or_dialect: AsyncSession | str, table: Any) -> Any:
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
     return pg_insert(table)
+
+
+async def ensure_database(url: str) -> bool:
+    """Create the PostgreSQL database named in `url` if it does not exist (True if created)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or not parsed.database:
+        return False
+    admin = create_async_engine(
+        parsed.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        async with admin.connect() as conn:
+            exists = await conn.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
+            )
+            if not exists:
+                quoted = parsed.database.replace('"', '""')
+                await conn.execute(text(f'CREATE DATABASE "{quoted}"'))
+            return not exists
+    finally:
+        await admin.dispose()
