@@ -134,6 +134,14 @@ def _run_distributed(settings: Settings, host: str, port: int) -> None:
         stack.stop()
 
 
+@app.command("api-doc")
+def api_doc() -> None:
+    """Print docs/api.md (the endpoint reference) from the code's OpenAPI document."""
+    from fleet.platform.apidoc import render
+
+    typer.echo(render(), nl=False)
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
