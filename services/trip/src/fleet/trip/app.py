@@ -9,6 +9,7 @@ from fleet.common.runtime import ServiceRuntime, every
 from fleet.trip import consumers
 from fleet.trip.adapters.tables import SCHEMA, metadata
 from fleet.trip.api import routes, sagas, trips
+from fleet.trip.flags import trip_flags
 from fleet.trip.service.booking import Booking
 
 SWEEP_INTERVAL_S = 1.0
@@ -17,6 +18,7 @@ SWEEP_INTERVAL_S = 1.0
 async def startup(rt: ServiceRuntime) -> None:
     booking = Booking(rt)
     rt.extras["booking"] = booking
+    rt.extras["flags"] = trip_flags()
 
     async def sweep() -> None:
         # Drives timed-out steps to compensation; also resumes sagas after a restart.

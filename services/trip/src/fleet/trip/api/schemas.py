@@ -36,6 +36,9 @@ class RouteOut(BaseModel):
     distance_km: float
     duration_min: float
     polyline: str = Field(description="Google encoded polyline, precision 5")
+    estimator: str = Field(
+        "straight-line", description="straight-line, or road-aware (flag route_estimator_v2)"
+    )
 
 
 class PointOut(BaseModel):

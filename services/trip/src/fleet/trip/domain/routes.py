@@ -16,6 +16,10 @@ from fleet.trip.domain.trips import Location
 # The same urban average billing uses for quotes, so a route and its quote agree.
 AVERAGE_SPEED_KPH = 30.0
 POLYLINE_PRECISION = 5
+# Road-aware estimate (feature flag `route_estimator_v2`): streets are longer than the straight
+# line (a typical urban detour factor) and boarding takes a moment.
+ROAD_DETOUR_FACTOR = 1.3
+BOARDING_MIN = 1.5
 ROUTE_POINTS = 6
 
 
@@ -24,16 +28,28 @@ class RouteEstimate:
     distance_km: float
     duration_min: float
     polyline: str
+    estimator: str = "straight-line"
 
 
 def estimate_route(
-    pickup: Location, dropoff: Location, speed_kph: float = AVERAGE_SPEED_KPH
+    pickup: Location,
+    dropoff: Location,
+    speed_kph: float = AVERAGE_SPEED_KPH,
+    *,
+    road_aware: bool = False,
 ) -> RouteEstimate:
     """Distance (km, 3 decimals), duration (min, 2 decimals) and polyline of the ride."""
-    distance = round(haversine_km(pickup.lat, pickup.lon, dropoff.lat, dropoff.lon), 3)
-    duration = round(distance / speed_kph * 60, 2)
+    distance = haversine_km(pickup.lat, pickup.lon, dropoff.lat, dropoff.lon)
+    overhead = 0.0
+    if road_aware:
+        distance *= ROAD_DETOUR_FACTOR
+        overhead = BOARDING_MIN
+    distance = round(distance, 3)
+    duration = round(distance / speed_kph * 60 + overhead, 2)
     polyline = encode_polyline(interpolate(pickup, dropoff, ROUTE_POINTS))
-    return RouteEstimate(distance, duration, polyline)
+    return RouteEstimate(
+        distance, duration, polyline, "road-aware" if road_aware else "straight-line"
+    )
 
 
 def interpolate(start: Location, end: Location, points: int) -> list[Location]:
