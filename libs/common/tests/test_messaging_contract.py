@@ -270,6 +270,17 @@ async def test_undecodable_body_goes_to_the_dlq_without_retries(bus: AnyBus, p: 
     assert got.calls == 0
 
 
+async def test_queue_depth_counts_dead_letters_and_nothing_waiting(bus: AnyBus, p: str) -> None:
+    await bus.subscribe(f"{p}.q", [f"{p}.#"], Recorder(fail_times=99), max_retries=0)
+    for n in range(2):
+        await bus.publish(event(f"{p}.trip.completed", n))
+    await _dead_letters_soon(bus, f"{p}.q", 2)
+
+    depth = await bus.queue_depth(f"{p}.q")
+
+    assert (depth.ready, depth.dead) == (0, 2)
+
+
 async def test_listing_dead_letters_leaves_them_in_place(bus: AnyBus, p: str) -> None:
     await bus.subscribe(f"{p}.q", [f"{p}.#"], Recorder(fail_times=99), max_retries=0)
     for n in range(3):

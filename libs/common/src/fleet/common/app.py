@@ -28,6 +28,7 @@ from fleet.common.logging import configure_logging, get_logger
 from fleet.common.messaging import InMemoryBus, MessageBus
 from fleet.common.metrics import HttpMetrics
 from fleet.common.middleware import RequestContextMiddleware
+from fleet.common.observe import MessagingGauges
 from fleet.common.outbox import OutboxRelay
 from fleet.common.problems import install_problem_handlers
 from fleet.common.runtime import ServiceRuntime, SubscriptionsFactory
@@ -64,6 +65,7 @@ class FleetState:
     verifier: TokenVerifier
     issuer: TokenIssuer | None
     bus: MessageBus
+    gauges: MessagingGauges
     redis: Redis | None = None
     services: dict[str, ServiceRuntime] = field(default_factory=dict)
     checks: dict[str, HealthCheck] = field(default_factory=dict)
@@ -89,6 +91,7 @@ def create_app(
     configure_logging(settings.log_level, json=settings.log_json)
     registry = CollectorRegistry()
     http_metrics = HttpMetrics(registry)
+    gauges = MessagingGauges(registry)
     names = [m.name for m in modules]
 
     @asynccontextmanager
@@ -107,6 +110,7 @@ def create_app(
             verifier=TokenVerifier(keys.public_pem, issuer=settings.jwt_issuer),
             issuer=issuer,
             bus=make_bus(settings, names),
+            gauges=gauges,
         )
         app.state.fleet = state
         async with AsyncExitStack() as stack:
@@ -210,6 +214,8 @@ def _ops_router(names: list[str]) -> APIRouter:
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics(request: Request) -> Response:
         state: FleetState = request.app.state.fleet
+        relays = {n: rt.relay for n, rt in state.services.items() if rt.relay is not None}
+        await state.gauges.refresh(relays, state.bus, sorted(state.queues))
         return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

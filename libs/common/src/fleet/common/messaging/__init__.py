@@ -13,6 +13,7 @@ from fleet.common.messaging.bus import (
     Handler,
     MessageBus,
     PublishError,
+    QueueDepth,
     UnroutableMessage,
     topic_matches,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "MessageBus",
     "MessageRegistry",
     "PublishError",
+    "QueueDepth",
     "UnroutableMessage",
     "default_registry",
     "register",

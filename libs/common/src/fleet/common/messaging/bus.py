@@ -105,6 +105,16 @@ class MessageBus(Protocol):
         """Raise if the broker is unreachable (readiness check)."""
         ...
 
+    async def queue_depth(self, queue: str) -> QueueDepth:
+        """How many messages wait in `queue` (consumer lag) and in its dead-letter queue."""
+        ...
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    ready: int
+    dead: int
+
 
 @dataclass(frozen=True)
 class RetryPolicy:

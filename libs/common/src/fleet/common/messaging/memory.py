@@ -20,6 +20,7 @@ from fleet.common.messaging.bus import (
     DeadLetter,
     ExchangeName,
     Handler,
+    QueueDepth,
     RetryPolicy,
     UnroutableMessage,
     check_subscription,
@@ -80,6 +81,10 @@ class InMemoryBus:
 
     async def ping(self) -> None:
         self._require_started()
+
+    async def queue_depth(self, queue: str) -> QueueDepth:
+        q = self._queues.get(queue)
+        return QueueDepth(q.items.qsize(), len(q.dead)) if q else QueueDepth(0, 0)
 
     async def publish(self, envelope: Envelope, *, exchange: ExchangeName = "events") -> None:
         await self.publish_raw(envelope.encode(), envelope.event_type, exchange=exchange)

@@ -41,6 +41,7 @@ from fleet.common.messaging.bus import (
     ExchangeName,
     Handler,
     PublishError,
+    QueueDepth,
     RetryPolicy,
     UnroutableMessage,
     check_subscription,
@@ -183,6 +184,15 @@ class RabbitBus:
 
     async def replay_dead_letters(self, queue: str, ids: Sequence[str] | None = None) -> int:
         return await dead.replay(self._require_connection(), queue, ids)
+
+    async def queue_depth(self, queue: str) -> QueueDepth:
+        channel = self._require_channel()
+        async with asyncio.timeout(5.0):
+            main = await channel.declare_queue(queue, passive=True)
+            dlq = await channel.declare_queue(dead.dlq(queue), passive=True)
+        return QueueDepth(
+            main.declaration_result.message_count or 0, dlq.declaration_result.message_count or 0
+        )
 
     def queue_arguments(self) -> dict[str, Any]:
         return {"x-queue-type": "quorum"} if self.quorum else {}
