@@ -186,8 +186,8 @@ class RabbitBus:
         return await dead.replay(self._require_connection(), queue, ids)
 
     async def queue_depth(self, queue: str) -> QueueDepth:
-        channel = self._require_channel()
-        async with asyncio.timeout(5.0):
+        # A passive declare of a missing queue closes its channel: use a throwaway one.
+        async with asyncio.timeout(5.0), self._require_connection().channel() as channel:
             main = await channel.declare_queue(queue, passive=True)
             dlq = await channel.declare_queue(dead.dlq(queue), passive=True)
         return QueueDepth(
