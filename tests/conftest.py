@@ -25,7 +25,13 @@ def _ports(count: int) -> list[int]:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[DistributedStack]:
+def stack_env() -> dict[str, str]:
+    """Extra environment for the stack's processes; override it in a test module."""
+    return {}
+
+
+@pytest.fixture
+def stack(tmp_path: Path, stack_env: dict[str, str]) -> Iterator[DistributedStack]:
     """user, vehicle, trip and billing as separate processes on a fresh database and vhost."""
     database = create_database()
     amqp = create_vhost()
@@ -37,7 +43,7 @@ def stack(tmp_path: Path) -> Iterator[DistributedStack]:
         data_dir=tmp_path,
         ports=dict(zip(("user", "vehicle", "trip", "billing"), ports[:4], strict=True)),
         gateway_port=ports[4],
-        extra_env={"FLEET_ENV": "test", "FLEET_LOG_LEVEL": "WARNING"},
+        extra_env={"FLEET_ENV": "test", "FLEET_LOG_LEVEL": "WARNING", **stack_env},
     )
     try:
         s.start()

@@ -182,3 +182,15 @@ async def test_bad_invoice_queries_are_problems(
     client: httpx.AsyncClient, rider: Account, path: str, status: int
 ) -> None:
     _problem(await client.get(path, headers=rider.headers), status)
+
+
+async def test_a_ride_longer_than_a_trip_may_cover_is_not_quoted(
+    client: httpx.AsyncClient, rider: Account
+) -> None:
+    new_york = {"lat": 40.7128, "lon": -74.006}
+    r = await client.post(
+        "/quotes", json={"pickup": SEOUL, "dropoff": new_york}, headers=rider.headers
+    )
+    body = _problem(r, 422)
+    assert "dropoff" in _field(body)
+    assert "2000 km" in str(body["detail"])

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from fleet.common.db import Database
+from fleet.platform.client import Platform
 from fleet.trip.adapters.repository import SqlTrackingRepository, SqlTripRepository
 from fleet.trip.domain.tracking import TrackingPoint
 from fleet.trip.domain.trips import Location, Trip, TripStatus
@@ -115,3 +116,9 @@ def seed_tracking(trip_db: Database) -> SeedTracking:
         return points
 
     return seed
+
+
+@pytest.fixture
+def api(client: httpx.AsyncClient) -> Platform:
+    """The platform's public API, in-process: the whole app (four services, in-memory bus)."""
+    return Platform(client)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 
 import pytest
@@ -175,9 +176,13 @@ def test_a_pending_trip_cannot_be_cancelled_or_completed() -> None:
         (-0.1, 5.0, None, "distance_km"),
         (1.0, -1.0, None, "duration_min"),
         (1.0, 1.0, -5, "fare_cents"),
+        (2000.5, 5.0, None, "distance_km"),
+        (1.0, 24 * 60 + 1, None, "duration_min"),
+        (math.nan, 5.0, None, "distance_km"),
+        (1.0, math.inf, None, "duration_min"),
     ],
 )
-def test_complete_refuses_negative_figures(
+def test_complete_refuses_negative_or_absurd_figures(
     distance: float, duration: float, fare: int | None, field: str
 ) -> None:
     trip = trip_in(TripStatus.IN_PROGRESS)

@@ -31,7 +31,8 @@ async def test_a_rider_gets_distance_duration_and_polyline(
     )
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"distance_km", "duration_min", "polyline"}
+    assert set(body) == {"distance_km", "duration_min", "polyline", "estimator"}
+    assert body["estimator"] == "straight-line"
     assert 8.0 < body["distance_km"] < 9.5
     assert body["duration_min"] == pytest.approx(body["distance_km"] * 2, abs=0.01)
     path = decode_polyline(body["polyline"])

@@ -244,7 +244,7 @@ async def test_out_of_order_telemetry_keeps_the_newest_position(make_db: MakeDb)
     await tm.record_telemetry(db, v.id, [at(60, 9.0)], None)
     loc = await tm.get_location(db, v.id)
     assert loc.lat == 2.0
-    assert loc.position_recorded_at == now - dt.timedelta(seconds=5)
+    assert loc.recorded_at == now - dt.timedelta(seconds=5)
 
 
 async def test_telemetry_with_a_foreign_device_token_changes_nothing(make_db: MakeDb) -> None:

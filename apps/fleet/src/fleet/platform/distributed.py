@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -36,6 +37,8 @@ class DistributedStack:
     ports: dict[str, int] = field(default_factory=lambda: dict(PORTS))
     gateway_port: int | None = 8000
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Breaker state in a Redis shared with other stacks (parallel test runs) must stay apart.
+    redis_prefix: str = field(default_factory=lambda: f"fleet-{uuid.uuid4().hex[:8]}")
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
 
@@ -57,6 +60,9 @@ class DistributedStack:
         )
         if self.redis_url:
             env["REDIS_URL"] = self.redis_url
+            env["FLEET_REDIS_PREFIX"] = self.redis_prefix
+        # Synchronous reads between services (fleet.common.http) go straight to each service.
+        env.update({f"FLEET_{name.upper()}_URL": self.url(name) for name in self.ports})
         if service == "user":
             env["FLEET_JWT_PRIVATE_KEY_FILE"] = str(self.data_dir / "jwt.pem")
         env.update(self.extra_env)

@@ -19,11 +19,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from redis.asyncio import Redis
 from sqlalchemy import MetaData, Table
 
-from fleet.common import deadletters, migrations
+from fleet.common import deadletters, migrations, tracing
 from fleet.common.auth import TokenIssuer, TokenVerifier, load_keys
+from fleet.common.breaker import BreakerRegistry
+from fleet.common.breaker import router as breakers_router
 from fleet.common.config import Settings
 from fleet.common.db import Database
 from fleet.common.errors import NotFoundError
+from fleet.common.http import Upstreams
 from fleet.common.logging import configure_logging, get_logger
 from fleet.common.messaging import InMemoryBus, MessageBus
 from fleet.common.metrics import HttpMetrics
@@ -70,6 +73,8 @@ class FleetState:
     services: dict[str, ServiceRuntime] = field(default_factory=dict)
     checks: dict[str, HealthCheck] = field(default_factory=dict)
     queues: set[str] = field(default_factory=set)
+    breakers: BreakerRegistry = field(default_factory=BreakerRegistry)
+    upstreams: Upstreams | None = None
 
 
 def runtime(request: Request, service: str) -> ServiceRuntime:
@@ -93,6 +98,8 @@ def create_app(
     http_metrics = HttpMetrics(registry)
     gauges = MessagingGauges(registry)
     names = [m.name for m in modules]
+    breakers = BreakerRegistry(registry, namespace="+".join(names))
+    traced = tracing.setup_tracing(settings, tracing.service_name(names))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,15 +118,18 @@ def create_app(
             issuer=issuer,
             bus=make_bus(settings, names),
             gauges=gauges,
+            breakers=breakers,
         )
         app.state.fleet = state
         async with AsyncExitStack() as stack:
+            stack.callback(tracing.flush)  # runs last: the spans of the shutdown too
             # Shutdown runs in reverse: background tasks, relays, bus (consumers), databases.
             for module in modules:
                 db = Database(
                     settings.database_url_for(module.name), module.schema, echo=settings.sql_echo
                 )
                 stack.push_async_callback(db.dispose)
+                tracing.instrument_database(db)
                 if migrate_on_startup:
                     await migrations.upgrade(db, module.migrations)
                 state.services[module.name] = ServiceRuntime(
@@ -138,7 +148,11 @@ def create_app(
             if settings.redis_url:
                 state.redis = make_redis(settings.redis_url)
                 stack.push_async_callback(state.redis.aclose)
+                tracing.instrument_redis(state.redis)
                 state.checks["redis"] = _redis_ping(state.redis)
+            breakers.bind_redis(state.redis, settings.redis_prefix)
+            state.upstreams = Upstreams(settings, breakers, app=app, local=names)
+            stack.push_async_callback(state.upstreams.aclose)
             for rt in state.services.values():
                 if rt.outbox is not None:
                     rt.relay = OutboxRelay(rt.db, state.bus, rt.outbox)
@@ -150,13 +164,16 @@ def create_app(
                     await rt.module.startup(rt)
                 if rt.module.shutdown:
                     stack.push_async_callback(rt.module.shutdown, rt)
+            bus_system = tracing.messaging_system(state.bus)
             for rt in state.services.values():
                 for sub in rt.module.subscriptions(rt) if rt.module.subscriptions else ():
                     state.queues.add(sub.queue)
                     await state.bus.subscribe(
                         sub.queue,
                         sub.bindings,
-                        sub.handler,
+                        tracing.traced_handler(
+                            sub.queue, sub.handler, system=bus_system, service=rt.name
+                        ),
                         exchange=sub.exchange,
                         prefetch=sub.prefetch,
                         max_retries=sub.max_retries,
@@ -172,6 +189,7 @@ def create_app(
         responses={
             422: {"description": "Validation error (problem+json)"},
         },
+        **tracing.fastapi_options(traced),
     )
     install_problem_handlers(app)
     app.add_middleware(
@@ -180,11 +198,14 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         access_log=access_log,
     )
+    if traced:
+        tracing.trace_requests(app)
     for module in modules:
         for router in module.routers:
             app.include_router(router)
     app.include_router(_ops_router(names))
     app.include_router(deadletters.router)
+    app.include_router(breakers_router)
     return app
 
 

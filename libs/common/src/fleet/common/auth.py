@@ -7,7 +7,9 @@ Tokens carry `sub` (user id), `role` (`rider` | `operator`) and `email`. Service
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -126,13 +128,35 @@ class TokenIssuer:
 
 
 class TokenVerifier:
-    """Verifies access tokens with the public key (every service)."""
+    """Verifies access tokens with the public key (every service).
 
-    def __init__(self, public_pem: str, *, issuer: str) -> None:
+    A verified token is remembered (bounded LRU, until its `exp`): clients send the same token
+    for its whole life, and an Ed25519 verification costs more (~140 µs) than a cached read of
+    a whole resource. Remembering changes nothing about what is accepted: the key is the exact
+    token string, and the expiry is checked on every use.
+    """
+
+    def __init__(self, public_pem: str, *, issuer: str, cache_size: int = 4096) -> None:
         self._key = serialization.load_pem_public_key(public_pem.encode())
         self.issuer = issuer
+        self.cache_size = cache_size
+        self._verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
 
     def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            if known[0] > time.time():
+                self._verified.move_to_end(token)
+                return known[1]
+            del self._verified[token]
+        expires, principal = self._decode(token)
+        if self.cache_size:
+            self._verified[token] = (expires, principal)
+            if len(self._verified) > self.cache_size:
+                self._verified.popitem(last=False)
+        return principal
+
+    def _decode(self, token: str) -> tuple[float, Principal]:
         try:
             claims = jwt.decode(
                 token,
@@ -144,18 +168,19 @@ class TokenVerifier:
             role = claims["role"]
             if role not in ROLES:
                 raise UnauthorizedError("token carries an unknown role")
-            return Principal(uuid.UUID(claims["sub"]), role, str(claims.get("email", "")))
+            principal = Principal(uuid.UUID(claims["sub"]), role, str(claims.get("email", "")))
+            return float(claims["exp"]), principal
         except jwt.ExpiredSignatureError as exc:
             raise UnauthorizedError("token expired") from exc
-        except (jwt.PyJWTError, ValueError) as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise UnauthorizedError("invalid token") from exc
 
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
-def get_principal(request: Request, token: Annotated[str | None, Depends(_bearer)]) -> Principal:
-    """FastAPI dependency: the verified caller, or 401."""
+def principal_from(request: Request, token: str | None) -> Principal:
+    """The verified caller of `request` (its bearer `token`), or 401."""
     if not token:
         raise UnauthorizedError("missing bearer token")
     verifier: TokenVerifier = request.app.state.fleet.verifier
@@ -164,20 +189,63 @@ def get_principal(request: Request, token: Annotated[str | None, Depends(_bearer
     return principal
 
 
-def get_operator(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-    """FastAPI dependency: the caller, who must be an operator, else 403."""
+def require_operator(principal: Principal) -> Principal:
+    """`principal` if it is an operator, else 403."""
     if not principal.is_operator:
         raise ForbiddenError("operator role required")
     return principal
 
 
-def get_rider(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-    """FastAPI dependency: the caller, who must be a rider, else 403."""
+def require_rider(principal: Principal) -> Principal:
+    """`principal` if it is a rider, else 403."""
     if principal.role != "rider":
         raise ForbiddenError("rider role required")
     return principal
 
 
-CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
-OperatorPrincipal = Annotated[Principal, Depends(get_operator)]
-RiderPrincipal = Annotated[Principal, Depends(get_rider)]
+class BearerPrincipal(OAuth2PasswordBearer):
+    """The bearer-token scheme (as documented in OpenAPI) that also verifies the token and,
+    optionally, the role: one dependency per request instead of a chain of three, since FastAPI
+    spends ~15 µs solving each. `async`, as a plain `def` would run in a worker thread."""
+
+    def __init__(self, role: Role | None = None) -> None:
+        super().__init__(
+            tokenUrl="/auth/token", scheme_name="OAuth2PasswordBearer", auto_error=False
+        )
+        self.role = role
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        principal = principal_from(request, await super().__call__(request))
+        if self.role == "operator":
+            return require_operator(principal)
+        if self.role == "rider":
+            return require_rider(principal)
+        return principal
+
+
+current_principal = BearerPrincipal()
+current_operator = BearerPrincipal("operator")
+current_rider = BearerPrincipal("rider")
+
+
+# For `Depends(...)` in code written before the aliases below; same checks.
+async def get_principal(
+    request: Request, token: Annotated[str | None, Depends(_bearer)]
+) -> Principal:
+    """FastAPI dependency: the verified caller, or 401."""
+    return principal_from(request, token)
+
+
+async def get_operator(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    """FastAPI dependency: the caller, who must be an operator, else 403."""
+    return require_operator(principal)
+
+
+async def get_rider(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    """FastAPI dependency: the caller, who must be a rider, else 403."""
+    return require_rider(principal)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+OperatorPrincipal = Annotated[Principal, Depends(current_operator)]
+RiderPrincipal = Annotated[Principal, Depends(current_rider)]

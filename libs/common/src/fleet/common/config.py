@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
     amqp_url: str | None = Field(None, validation_alias=_env("AMQP_URL"))
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+    # Separates deployments (or test stacks) that share one Redis: every key starts with it.
+    redis_prefix: str = Field("fleet", min_length=1, validation_alias=_env("FLEET_REDIS_PREFIX"))
+
+    # The other services, for the few synchronous reads (fleet.common.http). Unset: a service in
+    # the same app is called in-process (embedded mode).
+    user_url: str | None = Field(None, validation_alias=_env("FLEET_USER_URL"))
+    vehicle_url: str | None = Field(None, validation_alias=_env("FLEET_VEHICLE_URL"))
+    trip_url: str | None = Field(None, validation_alias=_env("FLEET_TRIP_URL"))
+    billing_url: str | None = Field(None, validation_alias=_env("FLEET_BILLING_URL"))
 
     admin_email: str = Field(DEV_ADMIN_EMAIL, validation_alias=_env("FLEET_ADMIN_EMAIL"))
     admin_password: SecretStr = Field(
@@ -74,6 +83,16 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.env in ("dev", "test")
+
+    def service_url(self, service: str) -> str | None:
+        """The base URL of another service, if configured (`FLEET_<SERVICE>_URL`)."""
+        urls = {
+            "user": self.user_url,
+            "vehicle": self.vehicle_url,
+            "trip": self.trip_url,
+            "billing": self.billing_url,
+        }
+        return urls.get(service)
 
     def database_url_for(self, service: str) -> str:
         """The service's database: `DATABASE_URL` if set, else a SQLite file in the data dir."""

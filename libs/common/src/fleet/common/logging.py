@@ -1,4 +1,4 @@
-"""Structured logs: JSON lines with the service, request id and (later) trace ids bound in."""
+"""Structured logs: JSON lines with the service, request id and trace ids bound in."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import sys
 from typing import Any
 
 import structlog
+from opentelemetry import trace
+from structlog.typing import EventDict, WrappedLogger
 
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     """Route stdlib and structlog output through one JSON (or console) renderer on stderr."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -37,6 +40,15 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access", "aiormq", "aio_pika"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def add_trace_ids(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    """`trace_id`/`span_id` of the active span (W3C hex), so a log line finds its trace."""
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        event.setdefault("trace_id", f"{ctx.trace_id:032x}")
+        event.setdefault("span_id", f"{ctx.span_id:016x}")
+    return event
 
 
 def get_logger(name: str | None = None) -> Any:

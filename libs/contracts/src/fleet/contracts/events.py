@@ -6,6 +6,8 @@ import datetime as dt
 import uuid
 from typing import ClassVar
 
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
 from fleet.common.messaging import Message, register
 
 
@@ -106,3 +108,56 @@ class InvoiceFailed(Message):
     rider_id: uuid.UUID
     amount_cents: int
     reason: str
+
+
+# --- Telemetry (vehicle devices → vehicle service → trip tracking) ---------------------------
+# Devices publish `vehicle.telemetry` on `fleet.events`, routing key `vehicle.telemetry` or
+# `vehicle.telemetry.<vehicle_id>` (both match the vehicle service's binding; the per-vehicle
+# key lets a broker policy shard or trace one vehicle). The broker's per-device credentials are
+# what authenticates a device on this path; the vehicle must exist.
+
+
+class TelemetryReading(BaseModel):
+    """One position report, as a device sends it (bounds as on POST /vehicles/{id}/telemetry)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    speed_kph: float = Field(ge=0, le=300, allow_inf_nan=False)
+    battery_pct: float = Field(ge=0, le=100, allow_inf_nan=False)
+    recorded_at: AwareDatetime
+
+
+@register
+class VehicleTelemetryReported(Message):
+    """A device's readings (1 to 1000), consumed by the vehicle service's `vehicle.telemetry`."""
+
+    event_type: ClassVar[str] = "vehicle.telemetry"
+    vehicle_id: uuid.UUID
+    readings: list[TelemetryReading] = Field(min_length=1, max_length=1000)
+
+
+class TripPosition(BaseModel):
+    """Where a vehicle held for a trip was; `trip_id` is the vehicle service's view (a hint)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    vehicle_id: uuid.UUID
+    trip_id: uuid.UUID | None = None
+    lat: float
+    lon: float
+    speed_kph: float | None = None
+    recorded_at: dt.datetime
+
+
+@register
+class VehiclePositionsReported(Message):
+    """The readings of one stored telemetry batch whose vehicles are reserved or on a trip.
+
+    One event per batch (not per reading): the trip service keeps the positions of in-progress
+    trips as tracking points. Published through the vehicle outbox with the batch's commit.
+    """
+
+    event_type: ClassVar[str] = "vehicle.positions"
+    positions: list[TripPosition]

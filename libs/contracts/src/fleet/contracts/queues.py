@@ -17,7 +17,13 @@ class QueueSpec:
 
 USER_COMMANDS = QueueSpec("user.commands", "commands", ("user.*",))
 USER_EVENTS = QueueSpec(
-    "user.events", "events", (events.TripCancelled.event_type, events.InvoiceIssued.event_type)
+    "user.events",
+    "events",
+    (
+        events.TripCancelled.event_type,
+        events.TripRejected.event_type,
+        events.InvoiceIssued.event_type,
+    ),
 )
 VEHICLE_COMMANDS = QueueSpec("vehicle.commands", "commands", ("vehicle.*",))
 VEHICLE_EVENTS = QueueSpec(
@@ -42,4 +48,19 @@ BILLING_EVENTS = QueueSpec(
 TRIP_SAGA_REPLIES = QueueSpec("trip.saga-replies", "commands", (booking.REPLY_KEY,))
 TRIP_EVENTS = QueueSpec(
     "trip.events", "events", (events.TripCompleted.event_type, events.InvoicePaid.event_type)
+)
+
+# Telemetry at fleet scale: devices → vehicle (high prefetch, acked once the batch is stored);
+# stored positions of vehicles on a trip → trip tracking (with the trip ends that close streams).
+VEHICLE_TELEMETRY = QueueSpec(
+    "vehicle.telemetry", "events", (f"{events.VehicleTelemetryReported.event_type}.#",)
+)
+TRIP_TRACKING = QueueSpec(
+    "trip.tracking",
+    "events",
+    (
+        events.VehiclePositionsReported.event_type,
+        events.TripCompleted.event_type,
+        events.TripCancelled.event_type,
+    ),
 )

@@ -8,7 +8,7 @@ from fleet.common.app import ServiceModule
 from fleet.common.runtime import ServiceRuntime, every
 from fleet.trip import consumers
 from fleet.trip.adapters.tables import SCHEMA, metadata
-from fleet.trip.api import routes, sagas, trips
+from fleet.trip.api import routes, sagas, tracking, trips
 from fleet.trip.flags import trip_flags
 from fleet.trip.service.booking import Booking
 
@@ -33,7 +33,7 @@ def module() -> ServiceModule:
         name="trip",
         schema=SCHEMA,
         metadata=metadata,
-        routers=[trips.router, routes.router, sagas.router],
+        routers=[trips.router, tracking.router, routes.router, sagas.router],
         migrations=Path(__file__).parent / "migrations",
         startup=startup,
         subscriptions=consumers.subscriptions,

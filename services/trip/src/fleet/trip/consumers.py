@@ -8,9 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fleet.common.messaging import Envelope, MalformedMessage
 from fleet.common.runtime import ServiceRuntime, Subscription
 from fleet.common.saga import SagaReply
-from fleet.contracts.queues import TRIP_EVENTS, TRIP_SAGA_REPLIES
+from fleet.contracts.queues import TRIP_EVENTS, TRIP_SAGA_REPLIES, TRIP_TRACKING
 from fleet.trip.service import analytics
 from fleet.trip.service.booking import Booking
+from fleet.trip.service.tracking import tracking_consumer
 
 
 def subscriptions(rt: ServiceRuntime) -> list[Subscription]:
@@ -36,5 +37,12 @@ def subscriptions(rt: ServiceRuntime) -> list[Subscription]:
             TRIP_EVENTS.exchange,
             TRIP_EVENTS.bindings,
             rt.consumer("analytics", analytics.record),
+        ),
+        Subscription(
+            TRIP_TRACKING.name,
+            TRIP_TRACKING.exchange,
+            TRIP_TRACKING.bindings,
+            tracking_consumer(rt),
+            prefetch=64,
         ),
     ]

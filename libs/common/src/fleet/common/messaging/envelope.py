@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import orjson
+from opentelemetry import propagate, trace
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 Kind = Literal["event", "command", "reply"]
@@ -71,7 +72,9 @@ class Envelope(BaseModel):
     ) -> Envelope:
         """A new message; `causation` (the message being handled) links ids and trace context.
 
-        Without a causation and a correlation id, the message starts its own correlation.
+        Without a causation and a correlation id, the message starts its own correlation. Unless
+        `headers` are given, the message carries the current span's trace context (the request
+        or the consumer span it is created in), else the causation's.
         """
         event_id = uuid.uuid4()
         if correlation_id is None:
@@ -79,6 +82,9 @@ class Envelope(BaseModel):
         if headers is None:
             inherited = causation.headers if causation else {}
             headers = {k: v for k, v in inherited.items() if k in TRACE_HEADERS}
+            if trace.get_current_span().get_span_context().is_valid:
+                headers.pop("tracestate", None)
+                propagate.inject(headers)
         return cls(
             event_id=event_id,
             event_type=event_type,

@@ -18,12 +18,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fleet.common.db import utcnow
 from fleet.common.logging import get_logger
 from fleet.common.saga._definition import SagaDefinition
-from fleet.common.saga._flow import Clock, LocalStep, SagaFlow, SendCommand, jsonable
+from fleet.common.saga._flow import (
+    Clock,
+    LocalStep,
+    SagaFlow,
+    SendCommand,
+    jsonable,
+    step_span_name,
+)
 from fleet.common.saga._messages import SagaReply
 from fleet.common.saga._model import Phase, SagaInstance, SagaState, SagaStatus, StepState
 from fleet.common.saga._observe import SagaObserver, after_commit
 from fleet.common.saga._store import SagaStore
 from fleet.common.saga._tables import SagaTables
+from fleet.common.tracing import span
 
 log = get_logger("fleet.saga")
 
@@ -116,6 +124,17 @@ class SagaEngine:
         """Apply a participant's reply; `None` (and no change) if it is unknown, stale, a
         duplicate, or arrives after the step timed out. Raises `SagaConcurrencyError` if another
         transaction changed the saga meanwhile (roll back; the redelivery will be ignored)."""
+        attributes = {
+            "saga.id": str(reply.saga_id),
+            "saga.step": reply.step,
+            "saga.phase": reply.phase.value,
+            "saga.attempt": reply.attempt,
+            "saga.reply.success": reply.success,
+        }
+        with span(step_span_name(self.definition.name, reply.step), attributes):
+            return await self._handle_reply(session, reply)
+
+    async def _handle_reply(self, session: AsyncSession, reply: SagaReply) -> SagaInstance | None:
         state = await self._store.load(session, reply.saga_id, lock=True)
         record = self._flow.expecting(state, reply) if state is not None else None
         if state is None or record is None:

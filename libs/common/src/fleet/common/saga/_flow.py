@@ -7,6 +7,7 @@ hooks and observations are the engine's business.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ from fleet.common.saga._model import (
     StepStatus,
 )
 from fleet.common.saga._store import SagaStore
+from fleet.common.tracing import span
 
 SendCommand = Callable[[AsyncSession, SagaCommand], Awaitable[None]]
 LocalStep = Callable[[AsyncSession, SagaInstance], Awaitable[Mapping[str, Any] | None]]
@@ -85,7 +87,9 @@ class SagaFlow:
             if not step.local:
                 await self._dispatch(session, state, step, record, now)
                 return
-            if not await self._run_local(session, state, record, self._actions[step.name]):
+            succeeded = await self._run_local(session, state, record, self._actions[step.name])
+            now = self._clock()  # what follows starts after this local step finished
+            if not succeeded:
                 reason = f"step {step.name} failed: {record.error}"
                 await self._begin_compensation(session, state, idx - 1, reason, now)
                 return
@@ -135,7 +139,7 @@ class SagaFlow:
                 self._give_up(state, step, record, now)
                 return
         if await self._compensate_step(session, state, step, record, now):
-            await self._compensate_from(session, state, idx - 1, now)
+            await self._compensate_from(session, state, idx - 1, self._clock())
 
     # -- backward -----------------------------------------------------------------------------
 
@@ -162,6 +166,7 @@ class SagaFlow:
             record = state.compensation(i, step.name)
             if not await self._compensate_step(session, state, step, record, now):
                 return
+            now = self._clock()  # the next compensation starts after this local one finished
         state.finish(SagaStatus.COMPENSATED, now)
 
     async def _compensate_step(
@@ -229,7 +234,9 @@ class SagaFlow:
             payload=dict(state.data),
             reply_to=self.reply_to,
         )
-        await self._send(session, command)
+        # The command's envelope is created inside this span: the participant continues it.
+        with span(step_span_name(state.name, step.name), step_attributes(state.id, record)):
+            await self._send(session, command)
 
     async def _run_local(
         self, session: AsyncSession, state: SagaState, record: StepState, run: LocalStep
@@ -246,8 +253,9 @@ class SagaFlow:
         # one would commit everything on release.
         await self._store.save(session, state)
         try:
-            async with session.begin_nested():
-                result = await run(session, state.snapshot())
+            with span(step_span_name(state.name, record.name), step_attributes(state.id, record)):
+                async with session.begin_nested():
+                    result = await run(session, state.snapshot())
         except Exception as exc:  # the owner's step failing is an outcome, not a crash
             record.error = f"{type(exc).__name__}: {exc}"
             if not compensating:
@@ -287,6 +295,19 @@ class SagaFlow:
         if record is None or not record.in_flight or record.attempts != reply.attempt:
             return None
         return record
+
+
+def step_span_name(saga: str, step: str) -> str:
+    return f"saga {saga} step {step}"
+
+
+def step_attributes(saga_id: uuid.UUID, record: StepState) -> dict[str, Any]:
+    return {
+        "saga.id": str(saga_id),
+        "saga.step": record.name,
+        "saga.phase": record.phase.value,
+        "saga.attempt": record.attempts,
+    }
 
 
 def jsonable(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fleet.billing.adapters.repository import SqlTariffRepository
 from fleet.billing.domain.fares import DEFAULT_MODEL, DEFAULT_TARIFF, Tariff, estimate_duration_min
 from fleet.common.db import Database
+from fleet.common.errors import InvalidInputError
 from fleet.common.geo import Point, haversine_km
 
 
@@ -39,6 +40,10 @@ async def put_tariff(db: Database, tariff: Tariff) -> Tariff:
     return tariff
 
 
+# The longest ride a trip may cover (the trip service refuses longer completions too).
+MAX_RIDE_KM = 2000
+
+
 async def quote(
     db: Database, pickup: Point, dropoff: Point, vehicle_model: str | None = None
 ) -> tuple[int, float, float]:
@@ -52,6 +57,11 @@ async def quote_in(
 ) -> tuple[int, float, float]:
     """`quote` inside the caller's transaction (the saga's quote-fare step)."""
     distance = round(haversine_km(pickup.lat, pickup.lon, dropoff.lat, dropoff.lon), 3)
+    if distance > MAX_RIDE_KM:
+        raise InvalidInputError(
+            f"a ride of {distance:.0f} km is longer than the {MAX_RIDE_KM} km a trip may cover",
+            field="dropoff",
+        )
     duration = estimate_duration_min(distance)
     tariff = await tariff_in(session, vehicle_model)
     return tariff.fare_cents(distance, duration), distance, duration

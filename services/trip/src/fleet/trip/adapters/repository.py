@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -182,4 +184,49 @@ class SqlTrackingRepository:
         if after is not None:
             stmt = stmt.where(tuple_(t.c.recorded_at, t.c.id) > tuple_(*after))
         stmt = stmt.order_by(t.c.recorded_at, t.c.id).limit(page.limit + 1)
+        return [_point(r) for r in await self.session.execute(stmt)]
+
+    async def in_progress(
+        self, trip_ids: Sequence[uuid.UUID], vehicle_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, uuid.UUID]:
+        """In-progress trip by vehicle: trips named by the sender (a primary-key lookup) and,
+        for positions without that hint, trips found by their vehicle."""
+        found: dict[uuid.UUID, uuid.UUID] = {}
+        for column, keys in ((trips.c.id, trip_ids), (trips.c.vehicle_id, vehicle_ids)):
+            if not keys:
+                continue
+            stmt = (
+                select(trips.c.vehicle_id, trips.c.id)
+                .where(
+                    column.in_(builtins.list(keys)),
+                    trips.c.status == TripStatus.IN_PROGRESS.value,
+                )
+                .order_by(trips.c.id)
+                # Two batches for one trip take turns, so the second sees the first's points.
+                .with_for_update(key_share=True)
+            )
+            found.update({row[0]: row[1] for row in await self.session.execute(stmt)})
+        return found
+
+    async def known_instants(
+        self, trip_ids: Sequence[uuid.UUID], first: dt.datetime, last: dt.datetime
+    ) -> set[tuple[uuid.UUID, dt.datetime]]:
+        """(trip, recorded_at) pairs stored in a window: a redelivered reading is kept once."""
+        t = tracking_points
+        stmt = select(t.c.trip_id, t.c.recorded_at).where(
+            t.c.trip_id.in_(builtins.list(trip_ids)), t.c.recorded_at.between(first, last)
+        )
+        return {(row[0], row[1]) for row in await self.session.execute(stmt)}
+
+    async def since(
+        self, trip_id: uuid.UUID, recorded_at: dt.datetime, limit: int
+    ) -> builtins.list[TrackingPoint]:
+        """Points recorded at or after `recorded_at`, oldest first (a stream catching up)."""
+        t = tracking_points
+        stmt = (
+            select(t)
+            .where(t.c.trip_id == trip_id, t.c.recorded_at >= recorded_at)
+            .order_by(t.c.recorded_at, t.c.id)
+            .limit(limit)
+        )
         return [_point(r) for r in await self.session.execute(stmt)]

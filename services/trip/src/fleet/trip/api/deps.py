@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from fleet.common.app import runtime
+from fleet.common.app import FleetState, runtime
 from fleet.common.db import Database
 from fleet.common.runtime import ServiceRuntime
+from fleet.trip.adapters.vehicles import HttpVehicleDirectory
 from fleet.trip.service.booking import Booking
+from fleet.trip.service.vehicles import VehicleDirectory
 
 SERVICE = "trip"
 
@@ -27,6 +29,14 @@ def get_booking(request: Request) -> Booking:
     return booking
 
 
+def get_vehicles(request: Request) -> VehicleDirectory:
+    state: FleetState = request.app.state.fleet
+    if state.upstreams is None:
+        raise RuntimeError("the app has no upstream clients")
+    return HttpVehicleDirectory(state.upstreams.client("vehicle"))
+
+
 DbDep = Annotated[Database, Depends(get_db)]
 RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 BookingDep = Annotated[Booking, Depends(get_booking)]
+VehiclesDep = Annotated[VehicleDirectory, Depends(get_vehicles)]

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from fleet.common.auth import CurrentPrincipal, OperatorPrincipal
-from fleet.common.saga import SagaInstance
+from fleet.common.saga import Phase, SagaInstance, StepRecord
 from fleet.trip.api.deps import DbDep, RuntimeDep
 from fleet.trip.api.schemas import DailyTripsOut, SagaOut, SagaStepOut
 from fleet.trip.service import analytics
@@ -18,8 +18,13 @@ from fleet.trip.service.sagas import get_saga
 router = APIRouter(tags=["trip"])
 
 
+def _order(step: StepRecord) -> int:
+    return -step.idx if step.phase is Phase.COMPENSATION else step.idx
+
+
 def _out(saga: SagaInstance) -> SagaOut:
-    steps = sorted(saga.steps, key=lambda s: (s.phase.value != "action", s.idx))
+    # Actions in order, then compensations in the (reverse) order they run.
+    steps = sorted(saga.steps, key=lambda s: (s.phase is Phase.COMPENSATION, _order(s)))
     current = next((s.name for s in saga.steps if s.idx == saga.current_step), None)
     trip_id = saga.data.get("trip_id")
     return SagaOut(

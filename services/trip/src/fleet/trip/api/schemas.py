@@ -8,7 +8,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleet.trip.domain.trips import Location, Trip, TripStatus
+from fleet.trip.domain.trips import (
+    MAX_DISTANCE_KM,
+    MAX_DURATION_MIN,
+    Location,
+    Trip,
+    TripStatus,
+)
+from fleet.trip.service.vehicles import VehicleLookup
 
 # Strict: a quoted number ("45.1") or a boolean is a client bug, not a coordinate.
 Latitude = Annotated[float, Field(strict=True, ge=-90, le=90, allow_inf_nan=False)]
@@ -92,6 +99,45 @@ class TripOut(BaseModel):
         )
 
 
+class VehicleSummaryOut(BaseModel):
+    id: uuid.UUID
+    model: str
+    status: str
+    lat: float
+    lon: float
+
+
+class TripWithVehicleOut(TripOut):
+    """A trip; with `?expand=vehicle` also its vehicle, read live from the vehicle service.
+
+    The route serialises with `exclude_unset`: without `expand` the two fields below are absent,
+    so every TripOut field must keep being set explicitly in `TripOut.of`.
+    """
+
+    vehicle: VehicleSummaryOut | None = Field(
+        None, description="with ?expand=vehicle: the vehicle now (or its last known copy)"
+    )
+    vehicle_unavailable: bool = Field(
+        False,
+        description="with ?expand=vehicle: true when the vehicle service did not answer; "
+        "`vehicle` is then the last copy seen, or null",
+    )
+
+    @classmethod
+    def expanded(cls, trip: Trip, lookup: VehicleLookup) -> TripWithVehicleOut:
+        d = lookup.details
+        vehicle = (
+            VehicleSummaryOut(id=d.id, model=d.model, status=d.status, lat=d.lat, lon=d.lon)
+            if d
+            else None
+        )
+        return cls(
+            **TripOut.of(trip).model_dump(),
+            vehicle=vehicle,
+            vehicle_unavailable=lookup.unavailable,
+        )
+
+
 class TrackingPointOut(BaseModel):
     vehicle_id: uuid.UUID
     lat: float
@@ -107,8 +153,11 @@ class BookTripIn(Strict):
 
 
 class CompleteTripIn(Strict):
-    distance_km: float = Field(strict=False, ge=0, le=2000, allow_inf_nan=False)
-    duration_min: float | None = Field(None, ge=0, le=1440, allow_inf_nan=False)
+    # Strict like coordinates: `true` or "5" is a client bug, not a distance of 1 or 5 km.
+    distance_km: float = Field(strict=True, ge=0, le=MAX_DISTANCE_KM, allow_inf_nan=False)
+    duration_min: float | None = Field(
+        None, strict=True, ge=0, le=MAX_DURATION_MIN, allow_inf_nan=False
+    )
 
 
 class CancelTripIn(Strict):

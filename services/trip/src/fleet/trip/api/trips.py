@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Header
+from fastapi import APIRouter, Body, Header, Query, Request
 
 from fleet.common.auth import CurrentPrincipal, OperatorPrincipal, RiderPrincipal
 from fleet.common.pagination import Page, PageDep, page_of
-from fleet.trip.api.deps import BookingDep, DbDep, RuntimeDep
+from fleet.trip.api.deps import BookingDep, DbDep, RuntimeDep, VehiclesDep
 from fleet.trip.api.schemas import (
     BookTripIn,
     CancelTripIn,
     CompleteTripIn,
     TrackingPointOut,
     TripOut,
+    TripWithVehicleOut,
 )
 from fleet.trip.domain.tracking import TrackingPoint
 from fleet.trip.domain.trips import TripStatus
@@ -54,9 +55,31 @@ async def list_trips(
     return page_of(trips, page, TripOut.of, key=lambda t: (t.created_at, t.id))
 
 
-@router.get("/{trip_id}", summary="One trip (404 if it is someone else's)")
-async def get_trip(trip_id: uuid.UUID, db: DbDep, who: CurrentPrincipal) -> TripOut:
-    return TripOut.of(await uc.get_trip(db, who, trip_id))
+Expand = Annotated[
+    Literal["vehicle"] | None,
+    Query(description="`vehicle`: add the vehicle's live details (degrades, never fails)"),
+]
+
+
+@router.get(
+    "/{trip_id}",
+    summary="One trip (404 if it is someone else's)",
+    response_model=TripWithVehicleOut,
+    response_model_exclude_unset=True,
+)
+async def get_trip(
+    trip_id: uuid.UUID,
+    db: DbDep,
+    who: CurrentPrincipal,
+    request: Request,
+    vehicles: VehiclesDep,
+    expand: Expand = None,
+) -> TripOut:
+    if expand is None:
+        return TripOut.of(await uc.get_trip(db, who, trip_id))
+    auth = request.headers.get("authorization")
+    trip, lookup = await uc.get_trip_with_vehicle(db, who, trip_id, vehicles, auth)
+    return TripWithVehicleOut.expanded(trip, lookup)
 
 
 @router.get("/{trip_id}/tracking", summary="The vehicle's positions during the trip, oldest first")

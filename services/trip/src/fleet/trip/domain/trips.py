@@ -7,11 +7,16 @@ confirmed → cancelled. Any other move raises `InvalidTransition`.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 MAX_REASON_LENGTH = 500
+# A ride longer than this is a measuring error; billing refuses such a trip for good (its own
+# limits are wider), so it must never be accepted as completed.
+MAX_DISTANCE_KM = 2_000.0
+MAX_DURATION_MIN = 24 * 60.0
 
 
 class TripStatus(StrEnum):
@@ -188,10 +193,8 @@ class Trip:
         fare_cents: int | None = None,
     ) -> None:
         """The ride ended; the fare may come later, from billing."""
-        if distance_km < 0:
-            raise InvalidTripData("distance cannot be negative", field="distance_km")
-        if duration_min < 0:
-            raise InvalidTripData("duration cannot be negative", field="duration_min")
+        _check_range("distance_km", distance_km, MAX_DISTANCE_KM, "km")
+        _check_range("duration_min", duration_min, MAX_DURATION_MIN, "min")
         if fare_cents is not None and fare_cents < 0:
             raise InvalidTripData("fare cannot be negative", field="fare_cents")
         self._move(TripStatus.COMPLETED, at)
@@ -203,3 +206,10 @@ class Trip:
     def cancel(self, at: dt.datetime) -> None:
         self._move(TripStatus.CANCELLED, at)
         self.cancelled_at = at
+
+
+def _check_range(name: str, value: float, limit: float, unit: str) -> None:
+    if not math.isfinite(value) or not 0 <= value <= limit:
+        raise InvalidTripData(
+            f"{name} must be between 0 and {limit:g} {unit}, got {value:g}", field=name
+        )

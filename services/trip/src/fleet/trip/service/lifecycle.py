@@ -9,11 +9,12 @@ from typing import TypeVar
 from fleet.common.app import not_found
 from fleet.common.auth import Principal
 from fleet.common.db import utcnow
+from fleet.common.errors import InvalidInputError
 from fleet.common.pagination import PageParams
 from fleet.common.runtime import ServiceRuntime
 from fleet.contracts.events import TripCancelled, TripCompleted, TripStarted
 from fleet.trip.adapters.repository import SqlTrackingRepository, SqlTripRepository
-from fleet.trip.domain.trips import Trip
+from fleet.trip.domain.trips import MAX_DURATION_MIN, Trip
 from fleet.trip.service.errors import domain_errors
 
 MAX_PAGE = 10_000
@@ -53,6 +54,12 @@ async def complete_trip(
         now = utcnow()
         if duration_min is None:
             duration_min = await _derived_duration(rt, trip)
+            if duration_min > MAX_DURATION_MIN:
+                raise InvalidInputError(
+                    f"the ride seems to have lasted {duration_min:g} min (from its tracking or "
+                    "start time); give duration_min",
+                    field="duration_min",
+                )
         with domain_errors():
             trip.complete(distance_km, duration_min, now)
         await repo.save(trip)

@@ -11,6 +11,7 @@ from fleet.common.pagination import PageParams
 from fleet.trip.adapters.repository import SqlTrackingRepository, SqlTripRepository
 from fleet.trip.domain.tracking import TrackingPoint
 from fleet.trip.domain.trips import Trip, TripStatus
+from fleet.trip.service.vehicles import NO_VEHICLE, VehicleDirectory, VehicleLookup
 
 
 async def get_trip(db: Database, who: Principal, trip_id: uuid.UUID) -> Trip:
@@ -20,6 +21,21 @@ async def get_trip(db: Database, who: Principal, trip_id: uuid.UUID) -> Trip:
     if trip is None or not who.may_access(trip.rider_id):
         raise not_found("trip", trip_id)
     return trip
+
+
+async def get_trip_with_vehicle(
+    db: Database,
+    who: Principal,
+    trip_id: uuid.UUID,
+    vehicles: VehicleDirectory,
+    authorization: str | None,
+) -> tuple[Trip, VehicleLookup]:
+    """The trip and its vehicle's current details (`?expand=vehicle`). Access is checked first:
+    nobody learns anything about the vehicle of a trip they may not see."""
+    trip = await get_trip(db, who, trip_id)
+    if trip.vehicle_id is None:
+        return trip, NO_VEHICLE
+    return trip, await vehicles.lookup(trip.vehicle_id, authorization)
 
 
 async def list_trips(

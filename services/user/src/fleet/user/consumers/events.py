@@ -1,6 +1,7 @@
 """The events the user service reacts to, consumed from `user.events`.
 
-`trip.cancelled` frees the trip's credits and tells the rider. `invoice.issued` charges the
+`trip.cancelled` frees the trip's credits and tells the rider; `trip.rejected` tells the rider
+why the booking failed. `invoice.issued` charges the
 invoice to the trip's hold and answers billing with `credits.captured` or
 `credits.capture-failed`, published through the outbox in the transaction of the charge.
 """
@@ -18,6 +19,7 @@ from fleet.contracts.events import (
     CreditsCaptureFailed,
     InvoiceIssued,
     TripCancelled,
+    TripRejected,
 )
 from fleet.user.service import bookings, wallets
 
@@ -27,6 +29,11 @@ log = get_logger("fleet.user.events")
 async def trip_cancelled(session: AsyncSession, envelope: Envelope) -> None:
     event = default_registry.parse_as(envelope, TripCancelled)
     await bookings.cancel_trip(session, event.rider_id, event.trip_id, event.reason)
+
+
+async def trip_rejected(session: AsyncSession, envelope: Envelope) -> None:
+    event = default_registry.parse_as(envelope, TripRejected)
+    await bookings.booking_rejected(session, event.rider_id, event.trip_id, event.reason)
 
 
 async def invoice_issued(rt: ServiceRuntime, session: AsyncSession, envelope: Envelope) -> None:
@@ -57,6 +64,8 @@ def user_events(rt: ServiceRuntime) -> InboxHandler:
     async def handle(session: AsyncSession, envelope: Envelope) -> None:
         if envelope.event_type == TripCancelled.event_type:
             await trip_cancelled(session, envelope)
+        elif envelope.event_type == TripRejected.event_type:
+            await trip_rejected(session, envelope)
         elif envelope.event_type == InvoiceIssued.event_type:
             await invoice_issued(rt, session, envelope)
         else:

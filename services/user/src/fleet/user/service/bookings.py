@@ -63,6 +63,20 @@ async def send_cancellation(
     return await repo.add_once(rider_id, BOOKING_CANCELLED, trip_id, "Booking cancelled", body)
 
 
+async def booking_rejected(
+    session: AsyncSession, rider_id: uuid.UUID, trip_id: uuid.UUID, reason: str
+) -> uuid.UUID | None:
+    """Tell the rider why the booking failed (once per trip, shared with send-cancellation)."""
+    if not await _exists(session, rider_id):
+        return None
+    body = (
+        f"Your booking of trip {trip_id} could not be completed: {reason[:MAX_REASON_CHARS]}. "
+        "No credits were charged."
+    )
+    repo = SqlNotificationRepository(session)
+    return await repo.add_once(rider_id, BOOKING_CANCELLED, trip_id, "Booking cancelled", body)
+
+
 async def cancel_trip(
     session: AsyncSession, rider_id: uuid.UUID, trip_id: uuid.UUID, reason: str
 ) -> Hold | None:

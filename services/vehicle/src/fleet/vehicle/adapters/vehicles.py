@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from typing import Any
 
@@ -115,6 +116,28 @@ class SqlVehicleRepository:
             vehicles.c.status == VehicleStatus.AVAILABLE.value, *self._in_box(area)
         )
         return [_vehicle(r) for r in await self.session.execute(stmt)]
+
+    async def nearest_available(self, area: Circle) -> Vehicle | None:
+        """The available vehicle of a local circle's box nearest its centre, locked.
+
+        Ranked in SQL by a flat-earth distance (callers check the radius), so a booking reads
+        one row, not every vehicle in the box. Rows other transactions hold are skipped
+        (PostgreSQL): concurrent bookings each take a different vehicle instead of queueing
+        behind the nearest one's lock.
+        """
+        if not area.is_local:
+            raise ValueError("a flat-earth ranking needs a local circle")
+        scale = math.cos(math.radians(area.lat)) ** 2
+        dlat, dlon = vehicles.c.lat - area.lat, vehicles.c.lon - area.lon
+        stmt = (
+            select(*_ENTITY_COLUMNS)
+            .where(vehicles.c.status == VehicleStatus.AVAILABLE.value, *self._in_box(area))
+            .order_by(dlat * dlat + dlon * dlon * scale, vehicles.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return _vehicle(row) if row else None
 
     @staticmethod
     def _in_box(area: Circle) -> list[ColumnElement[bool]]:

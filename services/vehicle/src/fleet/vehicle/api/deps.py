@@ -9,9 +9,11 @@ from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from fleet.common.app import runtime
-from fleet.common.auth import get_operator, get_principal
+from fleet.common.auth import principal_from, require_operator
 from fleet.common.db import Database
 from fleet.common.errors import InvalidInputError
+from fleet.common.runtime import ServiceRuntime
+from fleet.vehicle.adapters.location_cache import EXTRAS_KEY, LocationCache
 from fleet.vehicle.domain.search import DEFAULT_RADIUS_KM, MAX_RADIUS_KM, Circle
 
 SERVICE = "vehicle"
@@ -25,11 +27,27 @@ _device = APIKeyHeader(
 )
 
 
-def get_db(request: Request) -> Database:
+# Dependencies are `async def`: FastAPI would run a plain `def` in a worker thread (a costly hop).
+
+
+async def get_db(request: Request) -> Database:
     return runtime(request, SERVICE).db
 
 
 DbDep = Annotated[Database, Depends(get_db)]
+
+
+def location_cache_of(rt: ServiceRuntime) -> LocationCache | None:
+    located: LocationCache | None = rt.extras.get(EXTRAS_KEY)
+    return located
+
+
+async def get_location_cache(request: Request) -> LocationCache | None:
+    located: LocationCache | None = runtime(request, SERVICE).extras.get(EXTRAS_KEY)
+    return located
+
+
+LocationCacheDep = Annotated[LocationCache | None, Depends(get_location_cache)]
 
 
 def query_error(field: str, msg: str) -> InvalidInputError:
@@ -39,7 +57,7 @@ def query_error(field: str, msg: str) -> InvalidInputError:
     return err
 
 
-def telemetry_caller(
+async def telemetry_caller(
     request: Request,
     token: Annotated[str | None, Depends(_bearer)],
     device_token: Annotated[str | None, Depends(_device)],
@@ -50,7 +68,7 @@ def telemetry_caller(
     """
     if device_token is not None:
         return device_token
-    get_operator(get_principal(request, token))
+    require_operator(principal_from(request, token))
     return None
 
 
@@ -72,7 +90,7 @@ def _parse_point(near: str) -> tuple[float, float]:
     return lat, lon
 
 
-def near_filter(
+async def near_filter(
     near: Annotated[
         str | None, Query(max_length=64, description="`lat,lon`: only vehicles around it")
     ] = None,

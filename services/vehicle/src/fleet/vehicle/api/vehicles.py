@@ -12,6 +12,7 @@ from fleet.common.auth import CurrentPrincipal, OperatorPrincipal, Principal
 from fleet.common.pagination import Page, PageDep, page_of
 from fleet.vehicle.api.deps import DbDep, NearDep
 from fleet.vehicle.api.schemas import VehicleCreated, VehicleIn, VehicleOut, VehiclePatch
+from fleet.vehicle.api.telemetry import TelemetryDep
 from fleet.vehicle.domain.status import VehicleStatus
 from fleet.vehicle.domain.vehicles import Vehicle
 from fleet.vehicle.service import vehicles as uc
@@ -50,8 +51,11 @@ async def list_vehicles(
 
 
 @router.get("/{vehicle_id}", summary="One vehicle")
-async def get_vehicle(vehicle_id: uuid.UUID, db: DbDep, who: CurrentPrincipal) -> VehicleOut:
-    return vehicle_out(await uc.get_vehicle(db, vehicle_id), who)
+async def get_vehicle(
+    vehicle_id: uuid.UUID, db: DbDep, who: CurrentPrincipal, telemetry: TelemetryDep
+) -> VehicleOut:
+    # Telemetry accepted but not yet stored still shows: readers see what was acknowledged.
+    return vehicle_out(telemetry.overlay(await uc.get_vehicle(db, vehicle_id)), who)
 
 
 @router.patch(

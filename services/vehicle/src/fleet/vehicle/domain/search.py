@@ -31,6 +31,13 @@ class Circle:
     def contains(self, lat: float, lon: float) -> bool:
         return self.distance_km(lat, lon) <= self.radius_km
 
+    @property
+    def is_local(self) -> bool:
+        """Away from the antimeridian and the poles: its box neither wraps nor spans every
+        longitude, so a flat-earth distance ranks the points inside as the great circle does."""
+        _min_lat, _max_lat, min_lon, max_lon = self.box()
+        return min_lon >= -180 and max_lon <= 180 and max_lon - min_lon < 360
+
 
 def by_distance(candidates: Iterable[Vehicle], area: Circle) -> list[Vehicle]:
     """The vehicles inside the circle, closest first (ties broken by id, so the order is stable)."""

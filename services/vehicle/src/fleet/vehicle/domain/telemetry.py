@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 MAX_SPEED_KPH = 300.0
@@ -33,3 +34,13 @@ def check_recorded_at(recorded_at: dt.datetime, now: dt.datetime) -> dt.datetime
 def latest(readings: Sequence[Reading]) -> Reading | None:
     """The most recent reading of a batch (batches may arrive in any order)."""
     return max(readings, key=lambda r: r.recorded_at, default=None)
+
+
+def newest_by_vehicle(rows: Iterable[tuple[uuid.UUID, Reading]]) -> dict[uuid.UUID, Reading]:
+    """Each vehicle's most recent reading among `rows` (a stored batch moves each vehicle once)."""
+    newest: dict[uuid.UUID, Reading] = {}
+    for vehicle_id, reading in rows:
+        known = newest.get(vehicle_id)
+        if known is None or reading.recorded_at > known.recorded_at:
+            newest[vehicle_id] = reading
+    return newest

@@ -85,13 +85,32 @@ async def _reserve_nearest_in(
     session: AsyncSession, area: Circle, trip_id: uuid.UUID, rounds: int
 ) -> Vehicle:
     repo = SqlVehicleRepository(session)
+    if not area.is_local:
+        return await _reserve_ranked_in(repo, area, trip_id, rounds)
+    for _ in range(rounds):
+        vehicle = await repo.nearest_available(area)
+        if vehicle is None or not area.contains(vehicle.lat, vehicle.lon):
+            break
+        try:
+            if vehicle.reserve(trip_id):
+                await repo.save(vehicle)
+            return vehicle
+        except VehicleUnavailableError:
+            continue  # SQLite has no row locks: another booking took it after we looked
+    raise NoVehicleAvailableError("no vehicle available")
+
+
+async def _reserve_ranked_in(
+    repo: SqlVehicleRepository, area: Circle, trip_id: uuid.UUID, rounds: int
+) -> Vehicle:
+    """Across the antimeridian or a pole: rank every vehicle in the box by great circle."""
     for _ in range(rounds):
         ranked = by_distance(await repo.available_in_box(area), area)
         if not ranked:
             break
         for candidate in ranked[:CANDIDATES_PER_ROUND]:
             try:
-                return await change_in(session, candidate.id, lambda v: v.reserve(trip_id))
+                return await change_in(repo.session, candidate.id, lambda v: v.reserve(trip_id))
             except VehicleUnavailableError:
                 continue  # another booking took it after we looked; try the next one
     raise NoVehicleAvailableError("no vehicle available")

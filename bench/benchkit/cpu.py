@@ -1,0 +1,68 @@
+"""CPU time the processes under test used: a figure other work on the machine barely skews.
+
+Latencies on a shared 2-core machine move with whatever else runs; CPU seconds per booking do
+not, and they bound the throughput: N cores can do at most N / (CPU s per booking) bookings/s.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from benchkit.report import table
+
+TICK = os.sysconf("SC_CLK_TCK")
+# Shared servers: every process with this command name counts (other users' load included).
+SERVERS = {"postgres": "postgres", "rabbitmq": "beam.smp"}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 if it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def pids_named(command: str) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == command:
+                    out.append(int(entry.name))
+            except OSError:
+                continue
+    return out
+
+
+class CpuMeter:
+    """CPU seconds used between `start()` and `stop()` by named processes and shared servers."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = dict(pids)
+        self._before: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        now = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        for name, command in SERVERS.items():
+            now[f"{name} (all, shared)"] = sum(cpu_seconds(p) for p in pids_named(command))
+        return now
+
+    def start(self) -> None:
+        self._before = self._now()
+
+    def stop(self) -> dict[str, float]:
+        after = self._now()
+        return {k: round(after[k] - self._before.get(k, 0.0), 2) for k in after}
+
+
+def cpu_table(cpu: dict[str, float], units: int, unit: str) -> str:
+    """CPU seconds by process and per unit of work; the sum over our own processes (the shared
+    servers aside) bounds the throughput: cores / (CPU s per unit)."""
+    own = sum(v for k, v in cpu.items() if "shared" not in k)
+    rows = [[name, f"{sec:.2f}", f"{sec / units * 1000:.1f}"] for name, sec in cpu.items()]
+    rows.append(["services + gateway", f"{own:.2f}", f"{own / units * 1000:.1f}"])
+    return table("CPU used during the run", ["process", "CPU s", f"CPU ms/{unit}"], rows)

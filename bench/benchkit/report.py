@@ -1,0 +1,131 @@
+"""Percentiles, the printed table and the JSON file every benchmark leaves in bench/results/."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = max(math.ceil(p / 100 * len(ordered)), 1)
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A latency distribution in milliseconds (and the throughput if the wall time is known)."""
+
+    n: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+    per_s: float | None = None
+
+    @classmethod
+    def of(cls, seconds: Sequence[float], wall_s: float | None = None) -> Latency:
+        if not seconds:
+            return cls(0, math.nan, math.nan, math.nan, math.nan, math.nan, None)
+
+        def ms(v: float) -> float:
+            return round(v * 1000, 2)
+
+        rate = round(len(seconds) / wall_s, 1) if wall_s else None
+        return cls(
+            n=len(seconds),
+            p50_ms=ms(percentile(seconds, 50)),
+            p95_ms=ms(percentile(seconds, 95)),
+            p99_ms=ms(percentile(seconds, 99)),
+            max_ms=ms(max(seconds)),
+            mean_ms=ms(sum(seconds) / len(seconds)),
+            per_s=rate,
+        )
+
+    def cells(self) -> list[str]:
+        rate = f"{self.per_s:.1f}" if self.per_s is not None else "-"
+        return [str(self.n), *(f"{v:.1f}" for v in self.figures()), rate]
+
+    def figures(self) -> tuple[float, float, float, float]:
+        return (self.p50_ms, self.p95_ms, self.p99_ms, self.max_ms)
+
+
+LATENCY_HEADER = ["n", "p50 ms", "p95 ms", "p99 ms", "max ms", "per s"]
+
+
+def table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain-text table, first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        pairs = enumerate(zip(row, widths, strict=True))
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in pairs)
+
+    rule = "-" * len(line(header))
+    return "\n".join([title, rule, line(header), rule, *(line(r) for r in rows), rule])
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for text in cpuinfo.read_text().splitlines():
+            if text.startswith("model name"):
+                model = text.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "commit": _git_commit(),
+        # Other work on the machine skews every figure: look at this before comparing runs.
+        "load_average": os.getloadavg(),
+    }
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def write_json(name: str, data: dict[str, Any]) -> Path:
+    """Save `data` (+ the machine) as bench/results/<name>-<UTC timestamp>.json."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"{name}-{stamp}.json"
+    payload = {"benchmark": name, "at": stamp, "machine": machine(), **data}
+    path.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
+    return path
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, Latency):
+        return asdict(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
