@@ -26,7 +26,7 @@ async def api(stack: DistributedStack) -> AsyncIterator[Platform]:
 
 
 async def test_a_booking_confirms_holds_credits_and_completing_it_pays_the_invoice(
-    api: Platform,
+    api: Platform, stack: DistributedStack
 ) -> None:
     op = await api.operator()
     vehicle_id = await api.vehicle(op, 1)
@@ -87,6 +87,47 @@ async def test_a_booking_confirms_holds_credits_and_completing_it_pays_the_invoi
     assert daily[0]["avg_distance_km"] == pytest.approx(5.0)
     done = await api.trip(rider, trip["id"])
     assert done["fare_cents"] == amount
+
+    # the reads that feed the cache and breaker families, then every service's /metrics
+    assert (await api.get(rider, f"/vehicles/{vehicle_id}/location"))["vehicle_id"] == vehicle_id
+    expanded = await api.get(rider, f"/trips/{trip['id']}?expand=vehicle")
+    assert expanded["vehicle"]["id"] == vehicle_id
+    await assert_metrics(stack, amount)
+
+
+def sample(text: str, metric: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include `labels` (0 if none)."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(metric + "{") and not line.startswith(metric + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def assert_metrics(stack: DistributedStack, amount: int) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = {n: (await http.get(stack.url(n) + "/metrics")).text for n in stack.ports}
+    for name, body in text.items():
+        assert sample(body, "http_requests_total") > 0, name
+        assert "http_request_duration_seconds_bucket" in body, name
+        assert sample(body, "outbox_backlog", service=name) == 0, name
+        assert sample(body, "dead_letters") == 0, name
+        assert "queue_depth{" in body, name
+    trip = text["trip"]
+    assert sample(trip, "saga_started_total", saga="trip-booking") == 1
+    assert sample(trip, "saga_outcomes_total", saga="trip-booking", status="completed") == 1
+    assert sample(trip, "saga_duration_seconds_count", status="completed") == 1
+    assert sample(trip, "circuit_breaker_state", name="vehicle") == 0  # closed
+    assert sample(trip, "circuit_breaker_calls_total", name="vehicle") >= 1
+    billing = text["billing"]
+    assert sample(billing, "payment_attempts_total", method="credits") == 1
+    assert sample(billing, "payment_success_total") == 1
+    assert sample(billing, "payment_failure_total") == 0
+    assert sample(billing, "payment_processing_duration_seconds_count") == 1
+    vehicle = text["vehicle"]
+    assert sample(vehicle, "cache_requests_total", cache="vehicle-location") >= 1
 
 
 async def test_not_enough_credits_rejects_the_trip_and_reserves_nothing(api: Platform) -> None:
