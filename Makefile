@@ -7,6 +7,8 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 # The interpreter itself, not a pyenv shim: uv would otherwise see another Python and rebuild .venv.
 export UV_PYTHON := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 export UV_PYTHON_DOWNLOADS := never
+# Trust the machine's certificate store (corporate or sandbox CAs live there, not in uv's bundle).
+export UV_SYSTEM_CERTS ?= 1
 export UV_LINK_MODE := copy
 
 HOST ?= 127.0.0.1
