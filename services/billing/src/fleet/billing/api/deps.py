@@ -12,7 +12,7 @@ from fleet.common.db import Database
 SERVICE = "billing"
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return runtime(request, SERVICE).db
 
 

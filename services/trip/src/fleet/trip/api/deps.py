@@ -16,20 +16,20 @@ from fleet.trip.service.vehicles import VehicleDirectory
 SERVICE = "trip"
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+async def get_runtime(request: Request) -> ServiceRuntime:
     return runtime(request, SERVICE)
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return runtime(request, SERVICE).db
 
 
-def get_booking(request: Request) -> Booking:
+async def get_booking(request: Request) -> Booking:
     booking: Booking = runtime(request, SERVICE).extras["booking"]
     return booking
 
 
-def get_vehicles(request: Request) -> VehicleDirectory:
+async def get_vehicles(request: Request) -> VehicleDirectory:
     state: FleetState = request.app.state.fleet
     if state.upstreams is None:
         raise RuntimeError("the app has no upstream clients")

@@ -16,16 +16,16 @@ SERVICE = "user"
 PASSWORDS = "passwords"
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return runtime(request, SERVICE).db
 
 
-def get_passwords(request: Request) -> Argon2Passwords:
+async def get_passwords(request: Request) -> Argon2Passwords:
     passwords: Argon2Passwords = runtime(request, SERVICE).extras[PASSWORDS]
     return passwords
 
 
-def get_issuer(request: Request) -> TokenIssuer:
+async def get_issuer(request: Request) -> TokenIssuer:
     """The token signer; a process holding only the public key cannot log anyone in."""
     issuer = runtime(request, SERVICE).platform.issuer
     if issuer is None:
