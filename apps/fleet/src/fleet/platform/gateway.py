@@ -11,8 +11,9 @@ from contextlib import asynccontextmanager
 
 import httpx
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from fleet.common.errors import PROBLEM_MEDIA_TYPE, problem
@@ -42,23 +43,28 @@ def gateway_app(upstreams: dict[str, str], timeout: float = 30.0) -> Starlette:
                 media_type=PROBLEM_MEDIA_TYPE,
             )
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        outgoing = client.build_request(
+            request.method,
+            upstreams[service] + request.url.path,
+            params=str(request.query_params),
+            headers=headers,
+            content=await request.body(),
+        )
         try:
-            upstream = await client.request(
-                request.method,
-                upstreams[service] + request.url.path,
-                params=str(request.query_params),
-                headers=headers,
-                content=await request.body(),
-            )
+            # Streamed through, so Server-Sent Events (tracking streams) flow as they are sent.
+            upstream = await client.send(outgoing, stream=True)
         except httpx.TransportError as exc:
             body = problem(
                 502, "Bad Gateway", f"{service} service unreachable: {type(exc).__name__}"
             )
             return JSONResponse(body, status_code=502, media_type=PROBLEM_MEDIA_TYPE)
         out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
-        out.pop("content-length", None)
-        out.pop("content-encoding", None)
-        return Response(upstream.content, status_code=upstream.status_code, headers=out)
+        return StreamingResponse(
+            upstream.aiter_raw(),
+            status_code=upstream.status_code,
+            headers=out,
+            background=BackgroundTask(upstream.aclose),
+        )
 
     async def health(_request: Request) -> Response:
         return JSONResponse({"status": "ok", "upstreams": upstreams})

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.pagination import PageParams, newest_first
@@ -185,6 +185,15 @@ class SqlTrackingRepository:
             stmt = stmt.where(tuple_(t.c.recorded_at, t.c.id) > tuple_(*after))
         stmt = stmt.order_by(t.c.recorded_at, t.c.id).limit(page.limit + 1)
         return [_point(r) for r in await self.session.execute(stmt)]
+
+    async def span(self, trip_id: uuid.UUID) -> tuple[dt.datetime, dt.datetime] | None:
+        """When the trip's first and last positions were recorded; None with fewer than two."""
+        t = tracking_points
+        stmt = select(func.min(t.c.recorded_at), func.max(t.c.recorded_at), func.count()).where(
+            t.c.trip_id == trip_id
+        )
+        first, last, count = (await self.session.execute(stmt)).one()
+        return (first, last) if count >= 2 else None
 
     async def in_progress(
         self, trip_ids: Sequence[uuid.UUID], vehicle_ids: Sequence[uuid.UUID]

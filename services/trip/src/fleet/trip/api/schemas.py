@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleet.trip.domain.tracking import TrackingPoint
 from fleet.trip.domain.trips import (
     MAX_DISTANCE_KM,
     MAX_DURATION_MIN,
@@ -144,6 +145,16 @@ class TrackingPointOut(BaseModel):
     lon: float
     speed_kph: float | None
     recorded_at: dt.datetime
+
+    @classmethod
+    def of(cls, p: TrackingPoint) -> TrackingPointOut:
+        return cls(
+            vehicle_id=p.vehicle_id,
+            lat=p.lat,
+            lon=p.lon,
+            speed_kph=p.speed_kph,
+            recorded_at=p.recorded_at,
+        )
 
 
 class BookTripIn(Strict):

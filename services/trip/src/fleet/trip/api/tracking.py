@@ -26,13 +26,7 @@ def sse(update: Update) -> bytes:
         return b": heartbeat\n\n"
     if isinstance(update, Ended):
         return b"event: end\ndata: " + orjson.dumps({"status": update.status}) + b"\n\n"
-    body = TrackingPointOut(
-        vehicle_id=update.vehicle_id,
-        lat=update.lat,
-        lon=update.lon,
-        speed_kph=update.speed_kph,
-        recorded_at=update.recorded_at,
-    ).model_dump(mode="json")
+    body = TrackingPointOut.of(update).model_dump(mode="json")
     return f"id: {update.id}\nevent: position\ndata: ".encode() + orjson.dumps(body) + b"\n\n"
 
 

@@ -18,7 +18,6 @@ from fleet.trip.api.schemas import (
     TripOut,
     TripWithVehicleOut,
 )
-from fleet.trip.domain.tracking import TrackingPoint
 from fleet.trip.domain.trips import TripStatus
 from fleet.trip.service import lifecycle
 from fleet.trip.service import trips as uc
@@ -35,16 +34,6 @@ IdempotencyKey = Annotated[
 ]
 
 router = APIRouter(prefix="/trips", tags=["trip"])
-
-
-def _point(p: TrackingPoint) -> TrackingPointOut:
-    return TrackingPointOut(
-        vehicle_id=p.vehicle_id,
-        lat=p.lat,
-        lon=p.lon,
-        speed_kph=p.speed_kph,
-        recorded_at=p.recorded_at,
-    )
 
 
 @router.get("", summary="Trips, newest first (riders: their own)")
@@ -87,7 +76,7 @@ async def get_tracking(
     trip_id: uuid.UUID, db: DbDep, who: CurrentPrincipal, page: PageDep
 ) -> Page[TrackingPointOut]:
     points = await uc.trip_tracking(db, who, trip_id, page)
-    return page_of(points, page, _point, key=lambda p: (p.recorded_at, p.id))
+    return page_of(points, page, TrackingPointOut.of, key=lambda p: (p.recorded_at, p.id))
 
 
 @router.post(

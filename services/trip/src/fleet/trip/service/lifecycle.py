@@ -6,18 +6,18 @@ from __future__ import annotations
 import uuid
 from typing import TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from fleet.common.app import not_found
 from fleet.common.auth import Principal
 from fleet.common.db import utcnow
 from fleet.common.errors import InvalidInputError
-from fleet.common.pagination import PageParams
 from fleet.common.runtime import ServiceRuntime
 from fleet.contracts.events import TripCancelled, TripCompleted, TripStarted
 from fleet.trip.adapters.repository import SqlTrackingRepository, SqlTripRepository
 from fleet.trip.domain.trips import MAX_DURATION_MIN, Trip
 from fleet.trip.service.errors import domain_errors
 
-MAX_PAGE = 10_000
 T = TypeVar("T")
 
 
@@ -53,7 +53,7 @@ async def complete_trip(
         trip = await _get(repo, trip_id)
         now = utcnow()
         if duration_min is None:
-            duration_min = await _derived_duration(rt, trip)
+            duration_min = await _derived_duration(session, trip)
             if duration_min > MAX_DURATION_MIN:
                 raise InvalidInputError(
                     f"the ride seems to have lasted {duration_min:g} min (from its tracking or "
@@ -118,13 +118,12 @@ async def _get(repo: SqlTripRepository, trip_id: uuid.UUID) -> Trip:
     return trip
 
 
-async def _derived_duration(rt: ServiceRuntime, trip: Trip) -> float:
-    async with rt.db.session() as session:
-        points = await SqlTrackingRepository(session).list(trip.id, PageParams(MAX_PAGE, None))
-    if len(points) >= 2:
-        span = points[-1].recorded_at - points[0].recorded_at
+async def _derived_duration(session: AsyncSession, trip: Trip) -> float:
+    span = await SqlTrackingRepository(session).span(trip.id)
+    if span is not None:
+        elapsed = span[1] - span[0]
     elif trip.started_at is not None:
-        span = utcnow() - trip.started_at
+        elapsed = utcnow() - trip.started_at
     else:
         return 0.0
-    return round(max(span.total_seconds(), 0.0) / 60, 2)
+    return round(max(elapsed.total_seconds(), 0.0) / 60, 2)

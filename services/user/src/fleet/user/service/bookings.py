@@ -56,23 +56,26 @@ async def send_cancellation(
     session: AsyncSession, rider_id: uuid.UUID, trip_id: uuid.UUID
 ) -> uuid.UUID | None:
     """Tell the rider the booking failed. A compensation must succeed: no rider, nothing to do."""
-    if not await _exists(session, rider_id):
-        return None
     body = f"Your booking of trip {trip_id} could not be completed; no credits were charged."
-    repo = SqlNotificationRepository(session)
-    return await repo.add_once(rider_id, BOOKING_CANCELLED, trip_id, "Booking cancelled", body)
+    return await _booking_cancelled(session, rider_id, trip_id, body)
 
 
 async def booking_rejected(
     session: AsyncSession, rider_id: uuid.UUID, trip_id: uuid.UUID, reason: str
 ) -> uuid.UUID | None:
     """Tell the rider why the booking failed (once per trip, shared with send-cancellation)."""
-    if not await _exists(session, rider_id):
-        return None
     body = (
         f"Your booking of trip {trip_id} could not be completed: {reason[:MAX_REASON_CHARS]}. "
         "No credits were charged."
     )
+    return await _booking_cancelled(session, rider_id, trip_id, body)
+
+
+async def _booking_cancelled(
+    session: AsyncSession, rider_id: uuid.UUID, trip_id: uuid.UUID, body: str
+) -> uuid.UUID | None:
+    if not await _exists(session, rider_id):
+        return None
     repo = SqlNotificationRepository(session)
     return await repo.add_once(rider_id, BOOKING_CANCELLED, trip_id, "Booking cancelled", body)
 

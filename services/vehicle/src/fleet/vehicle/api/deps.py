@@ -42,14 +42,6 @@ def location_cache_of(rt: ServiceRuntime) -> LocationCache | None:
     return located
 
 
-async def get_location_cache(request: Request) -> LocationCache | None:
-    located: LocationCache | None = runtime(request, SERVICE).extras.get(EXTRAS_KEY)
-    return located
-
-
-LocationCacheDep = Annotated[LocationCache | None, Depends(get_location_cache)]
-
-
 def query_error(field: str, msg: str) -> InvalidInputError:
     """A 422 whose `errors` point at a query parameter rather than the body."""
     err = InvalidInputError(f"{field}: {msg}")
