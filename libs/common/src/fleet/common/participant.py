@@ -11,14 +11,14 @@ dead-letters the command, and the orchestrator's timeout takes over.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.errors import FleetError
 from fleet.common.logging import get_logger
-from fleet.common.messaging import Envelope, MalformedMessage
+from fleet.common.messaging import Envelope, MalformedMessage, Message
 from fleet.common.outbox import InboxHandler
 from fleet.common.runtime import ServiceRuntime
 from fleet.common.saga import SagaCommand
@@ -26,6 +26,20 @@ from fleet.common.saga import SagaCommand
 log = get_logger("fleet.participant")
 
 CommandHandler = Callable[[AsyncSession, SagaCommand], Awaitable[Mapping[str, Any] | None]]
+M = TypeVar("M", bound=Message)
+
+
+def command_payload(command: SagaCommand, cls: type[M]) -> M:
+    """A participant's typed view of the saga's data (`cls` from fleet.contracts.booking).
+
+    A payload that does not fit can never succeed: it is malformed (dead-lettered for an
+    operator; the orchestrator's timeout compensates), not a business refusal.
+    """
+    try:
+        return cls.model_validate(command.payload)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:10])
+        raise MalformedMessage(f"invalid {command.command_type} payload: {fields}") from None
 
 
 def saga_participant(rt: ServiceRuntime, handlers: Mapping[str, CommandHandler]) -> InboxHandler:

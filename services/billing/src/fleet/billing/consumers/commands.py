@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.billing.service.tariffs import quote_in
-from fleet.common.messaging import MalformedMessage
+from fleet.common.participant import command_payload
 from fleet.common.saga import SagaCommand
 from fleet.contracts.booking import QuoteFare
 
@@ -19,13 +18,7 @@ async def quote_fare(session: AsyncSession, command: SagaCommand) -> Mapping[str
 
     A pure read, so a re-sent command simply gets the quote again.
     """
-    try:
-        ride = QuoteFare.model_validate(command.payload)
-    except ValidationError as exc:
-        # Not a business refusal (ADR 0003): it can never succeed, so it goes to the dead-letter
-        # queue for an operator, and the saga's timeout compensates.
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:10])
-        raise MalformedMessage(f"invalid {command.command_type} payload: {fields}") from None
+    ride = command_payload(command, QuoteFare)
     fare, distance, duration = await quote_in(session, ride.pickup, ride.dropoff)
     return {"fare_cents": fare, "distance_km": distance, "duration_min": duration}
 

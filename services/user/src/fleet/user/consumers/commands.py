@@ -9,13 +9,11 @@ the same answer.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.common.messaging import MalformedMessage, Message
-from fleet.common.participant import CommandHandler
+from fleet.common.participant import CommandHandler, command_payload
 from fleet.common.saga import SagaCommand
 from fleet.contracts.booking import (
     ReleaseCredits,
@@ -25,33 +23,22 @@ from fleet.contracts.booking import (
 )
 from fleet.user.service import bookings, wallets
 
-M = TypeVar("M", bound=Message)
-
-
-def _payload(command: SagaCommand, cls: type[M]) -> M:
-    """The typed data; a payload that does not fit can never succeed, so it is malformed."""
-    try:
-        return cls.model_validate(command.payload)
-    except ValidationError as exc:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:10])
-        raise MalformedMessage(f"invalid {command.command_type} payload: {fields}") from None
-
 
 async def reserve_credits(session: AsyncSession, command: SagaCommand) -> dict[str, Any]:
-    cmd = _payload(command, ReserveCredits)
+    cmd = command_payload(command, ReserveCredits)
     hold = await wallets.hold_credits(session, cmd.rider_id, cmd.trip_id, cmd.fare_cents)
     return {"held_cents": hold.amount_cents}
 
 
 async def release_credits(session: AsyncSession, command: SagaCommand) -> dict[str, Any]:
-    cmd = _payload(command, ReleaseCredits)
+    cmd = command_payload(command, ReleaseCredits)
     hold = await wallets.release_hold(session, cmd.trip_id, settled_ok=True)
     released = hold.amount_cents if hold is not None and hold.status == "released" else 0
     return {"released_cents": released}
 
 
 async def send_confirmation(session: AsyncSession, command: SagaCommand) -> dict[str, Any]:
-    cmd = _payload(command, SendConfirmation)
+    cmd = command_payload(command, SendConfirmation)
     notification_id = await bookings.send_confirmation(
         session, cmd.rider_id, cmd.trip_id, cmd.vehicle_id, cmd.fare_cents
     )
@@ -59,7 +46,7 @@ async def send_confirmation(session: AsyncSession, command: SagaCommand) -> dict
 
 
 async def send_cancellation(session: AsyncSession, command: SagaCommand) -> dict[str, Any]:
-    cmd = _payload(command, SendCancellation)
+    cmd = command_payload(command, SendCancellation)
     notification_id = await bookings.send_cancellation(session, cmd.rider_id, cmd.trip_id)
     return {"notification_id": str(notification_id) if notification_id else None}
 

@@ -8,42 +8,28 @@ the booking already released) are `FleetError`s: the participant turns them into
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.common.messaging import MalformedMessage, Message
 from fleet.common.outbox import InboxHandler
-from fleet.common.participant import saga_participant
+from fleet.common.participant import command_payload, saga_participant
 from fleet.common.runtime import ServiceRuntime
 from fleet.common.saga import SagaCommand
 from fleet.contracts.booking import ReleaseVehicle, ReserveVehicle
 from fleet.vehicle.domain.search import BOOKING_RADIUS_KM, Circle
 from fleet.vehicle.service import reservations
 
-M = TypeVar("M", bound=Message)
-
-
-def payload(command: SagaCommand, cls: type[M]) -> M:
-    """The participant's typed view of the saga's data; a payload that does not fit is garbage."""
-    try:
-        return cls.model_validate(command.payload)
-    except ValidationError as exc:
-        raise MalformedMessage(
-            f"invalid {command.command_type} payload: {exc.error_count()} errors"
-        ) from None
-
 
 async def reserve_vehicle(session: AsyncSession, command: SagaCommand) -> Mapping[str, Any]:
-    cmd = payload(command, ReserveVehicle)
+    cmd = command_payload(command, ReserveVehicle)
     area = Circle(cmd.pickup.lat, cmd.pickup.lon, BOOKING_RADIUS_KM)
     vehicle = await reservations.book_in(session, cmd.trip_id, area, cmd.requested_vehicle_id)
     return {"vehicle_id": str(vehicle.id), "vehicle_model": vehicle.model}
 
 
 async def release_vehicle(session: AsyncSession, command: SagaCommand) -> None:
-    cmd = payload(command, ReleaseVehicle)
+    cmd = command_payload(command, ReleaseVehicle)
     await reservations.release_trip_in(session, cmd.trip_id)
 
 
