@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fleet.common.testing import create_database, create_vhost, delete_vhost, drop_database
+from fleet.common.testing import (
+    create_database,
+    create_vhost,
+    delete_vhost,
+    drop_database,
+    free_ports,
+)
 from fleet.platform.distributed import DistributedStack
-
-
-def _ports(count: int) -> list[int]:
-    """Free TCP ports (held open together so they differ), for several test runs at once."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 @pytest.fixture
@@ -35,7 +28,7 @@ def stack(tmp_path: Path, stack_env: dict[str, str]) -> Iterator[DistributedStac
     """user, vehicle, trip and billing as separate processes on a fresh database and vhost."""
     database = create_database()
     amqp = create_vhost()
-    ports = _ports(5)
+    ports = free_ports(5)
     s = DistributedStack(
         database_url=database,
         amqp_url=amqp,

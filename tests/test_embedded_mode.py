@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,19 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fleet.common.testing import free_ports
+
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
 def embedded_platform(data_dir: Path) -> Iterator[tuple[str, list[str]]]:
     """Start `fleet run` like `make run` does; yield its base URL and (later) its output lines."""
-    port = _free_port()
+    port = free_ports(1)[0]
     env = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AMQP_URL", "REDIS_URL")
     }

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet.common.testing import create_database, create_vhost, delete_vhost, drop_database
+from fleet.common.testing import (  # free_ports is re-exported for the benchmarks
+    create_database,
+    create_vhost,
+    delete_vhost,
+    drop_database,
+    free_ports,
+)
 from fleet.platform.distributed import DistributedStack
 from fleet.platform.services import SERVICE_NAMES
 
@@ -28,18 +33,6 @@ class Target:
     database_url: str | None = None  # only for a stack the benchmark owns (hop breakdown)
     logs: Path | None = None
     pids: dict[str, int] = field(default_factory=dict)  # service → process id, if local
-
-
-def free_ports(count: int) -> list[int]:
-    """Free TCP ports (held open together so they differ)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 @contextmanager

@@ -228,24 +228,6 @@ current_operator = BearerPrincipal("operator")
 current_rider = BearerPrincipal("rider")
 
 
-# For `Depends(...)` in code written before the aliases below; same checks.
-async def get_principal(
-    request: Request, token: Annotated[str | None, Depends(_bearer)]
-) -> Principal:
-    """FastAPI dependency: the verified caller, or 401."""
-    return principal_from(request, token)
-
-
-async def get_operator(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-    """FastAPI dependency: the caller, who must be an operator, else 403."""
-    return require_operator(principal)
-
-
-async def get_rider(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-    """FastAPI dependency: the caller, who must be a rider, else 403."""
-    return require_rider(principal)
-
-
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 OperatorPrincipal = Annotated[Principal, Depends(current_operator)]
 RiderPrincipal = Annotated[Principal, Depends(current_rider)]

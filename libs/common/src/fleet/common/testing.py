@@ -137,3 +137,17 @@ def create_vhost(prefix: str = "fleet_test") -> str:
 def delete_vhost(url: str) -> None:
     """Delete a vhost made by `create_vhost`, with every queue in it."""
     _rabbitmqctl("delete_vhost", url.rsplit("/", 1)[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """Free TCP ports on 127.0.0.1 (held open together so they differ) for local test servers."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
