@@ -22,10 +22,10 @@ from fleet.platform.client import Platform, User, eventually
 
 BILLING_EVENTS = "/dead-letters/billing.events"
 QUEUES = {
-    "billing.commands",
     "billing.events",
     "trip.events",
     "trip.saga-replies",
+    "trip.tariffs",
     "user.commands",
     "user.events",
     "vehicle.commands",

@@ -254,4 +254,4 @@ async def test_migration_builds_the_seed_index_newest_first_and_rolls_back(
     await migrations.downgrade(db, module().migrations)
     assert await migrations.current_revision(db) is None
     await migrations.upgrade(db, module().migrations)
-    assert await migrations.current_revision(db) == "0002"
+    assert await migrations.current_revision(db) == "0003"

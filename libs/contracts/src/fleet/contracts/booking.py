@@ -22,16 +22,6 @@ class _Command(Message):
 
 
 @register
-class QuoteFare(_Command):
-    """billing: price the ride with the tariff of the day. Result: fare_cents, distance_km…"""
-
-    event_type: ClassVar[str] = "billing.quote-fare"
-    trip_id: uuid.UUID
-    pickup: Point
-    dropoff: Point
-
-
-@register
 class ReserveCredits(_Command):
     """user: hold `fare_cents` of the rider's credits under reference `trip_id`."""
 
@@ -91,11 +81,14 @@ class SendCancellation(_Command):
     rider_id: uuid.UUID
 
 
-# The saga as data, like the seed's trip-booking-saga.yml. `create-trip` is local to trip.
+# The saga as data, like the seed's trip-booking-saga.yml. `quote-fare` and `create-trip` are
+# local to trip (no broker round trip): the fare comes from trip's replica of billing's tariffs
+# (`events.TariffChanged`, priced with `fares.quote`); its result is fare_cents, distance_km and
+# duration_min.
 DEFINITION = {
     "name": SAGA_NAME,
     "steps": [
-        {"name": "quote-fare", "action": QuoteFare.event_type, "timeout_s": 5},
+        {"name": "quote-fare", "action": "trip.quote-fare", "local": True},
         {
             "name": "reserve-credits",
             "action": ReserveCredits.event_type,

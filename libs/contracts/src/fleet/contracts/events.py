@@ -110,6 +110,25 @@ class InvoiceFailed(Message):
     reason: str
 
 
+@register
+class TariffChanged(Message):
+    """A vehicle model's tariff as billing now holds it (created, replaced, or re-announced).
+
+    `version` grows by one with every change of the model's tariff: a reader keeps the highest
+    version it has seen per model, so redeliveries, re-announcements and late arrivals of older
+    versions change nothing. billing re-announces every tariff at start-up and periodically,
+    so a new or emptied replica converges (docs/adr/0007-fare-quote-from-replicated-tariffs.md).
+    """
+
+    event_type: ClassVar[str] = "billing.tariff-changed"
+    vehicle_model: str = Field(min_length=1, max_length=64)
+    base_cents: int = Field(ge=0)
+    per_km_cents: int = Field(ge=0)
+    per_min_cents: int = Field(ge=0)
+    version: int = Field(ge=1)
+    updated_at: AwareDatetime
+
+
 # --- Telemetry (vehicle devices → vehicle service → trip tracking) ---------------------------
 # Devices publish `vehicle.telemetry` on `fleet.events`, routing key `vehicle.telemetry` or
 # `vehicle.telemetry.<vehicle_id>` (both match the vehicle service's binding; the per-vehicle

@@ -35,7 +35,6 @@ VEHICLE_EVENTS = QueueSpec(
         events.TripCancelled.event_type,
     ),
 )
-BILLING_COMMANDS = QueueSpec("billing.commands", "commands", ("billing.*",))
 BILLING_EVENTS = QueueSpec(
     "billing.events",
     "events",
@@ -49,6 +48,8 @@ TRIP_SAGA_REPLIES = QueueSpec("trip.saga-replies", "commands", (booking.REPLY_KE
 TRIP_EVENTS = QueueSpec(
     "trip.events", "events", (events.TripCompleted.event_type, events.InvoicePaid.event_type)
 )
+# trip's replica of billing's tariffs, read by the booking saga's local quote-fare step.
+TRIP_TARIFFS = QueueSpec("trip.tariffs", "events", (events.TariffChanged.event_type,))
 
 # Telemetry at fleet scale: devices → vehicle (high prefetch, acked once the batch is stored);
 # stored positions of vehicles on a trip → trip tracking (with the trip ends that close streams).

@@ -1,1 +1,1 @@
-"""Billing service: tariffs, fare quotes, invoices and payments."""
+"""Billing service: tariffs (announced to trip), fare quotes, invoices and payments."""

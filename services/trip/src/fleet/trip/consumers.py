@@ -1,4 +1,4 @@
-"""The trip service's message handlers: saga replies and the analytics read model."""
+"""The trip service's message handlers: saga replies, read models and the tariff replica."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fleet.common.messaging import Envelope, MalformedMessage
 from fleet.common.runtime import ServiceRuntime, Subscription
 from fleet.common.saga import SagaReply
-from fleet.contracts.queues import TRIP_EVENTS, TRIP_SAGA_REPLIES, TRIP_TRACKING
-from fleet.trip.service import analytics
+from fleet.contracts.queues import TRIP_EVENTS, TRIP_SAGA_REPLIES, TRIP_TARIFFS, TRIP_TRACKING
+from fleet.trip.service import analytics, fares
 from fleet.trip.service.booking import Booking
 from fleet.trip.service.tracking import tracking_consumer
 
@@ -37,6 +37,13 @@ def subscriptions(rt: ServiceRuntime) -> list[Subscription]:
             TRIP_EVENTS.exchange,
             TRIP_EVENTS.bindings,
             rt.consumer("analytics", analytics.record),
+        ),
+        Subscription(
+            TRIP_TARIFFS.name,
+            TRIP_TARIFFS.exchange,
+            TRIP_TARIFFS.bindings,
+            rt.consumer("tariffs", fares.record_tariff),
+            prefetch=4,
         ),
         Subscription(
             TRIP_TRACKING.name,

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.billing.adapters.tables import invoices, payments, tariffs
-from fleet.billing.domain.fares import Tariff
 from fleet.common.db import insert_for, utcnow
 from fleet.common.pagination import PageParams, newest_first
+from fleet.contracts.fares import Tariff
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTariff:
+    """A tariff with its change counter (`version`) and the time of that change."""
+
+    tariff: Tariff
+    version: int
+    updated_at: dt.datetime
 
 
 def _tariff(row: Any) -> Tariff:
     return Tariff(row.vehicle_model, row.base_cents, row.per_km_cents, row.per_min_cents)
+
+
+def _stored(row: Any) -> StoredTariff:
+    return StoredTariff(_tariff(row), row.version, row.updated_at)
 
 
 class SqlTariffRepository:
@@ -30,24 +45,38 @@ class SqlTariffRepository:
         ).first()
         return _tariff(row) if row else None
 
-    async def list(self) -> list[Tariff]:
+    async def list_stored(self) -> list[StoredTariff]:
         rows = await self.session.execute(select(tariffs).order_by(tariffs.c.vehicle_model))
-        return [_tariff(r) for r in rows]
+        return [_stored(r) for r in rows]
 
-    async def put(self, tariff: Tariff) -> None:
+    async def list(self) -> list[Tariff]:
+        return [s.tariff for s in await self.list_stored()]
+
+    async def put(self, tariff: Tariff) -> StoredTariff:
+        """Create or replace the model's tariff: version 1, then one more on every put.
+
+        The upsert increments under the row's lock, so concurrent puts get distinct versions
+        in the order they committed.
+        """
+        now = utcnow()
         values = {
             "vehicle_model": tariff.vehicle_model,
             "base_cents": tariff.base_cents,
             "per_km_cents": tariff.per_km_cents,
             "per_min_cents": tariff.per_min_cents,
-            "updated_at": utcnow(),
+            "updated_at": now,
+            "version": 1,
         }
         stmt = insert_for(self.session, tariffs).values(**values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[tariffs.c.vehicle_model],
-            set_={k: v for k, v in values.items() if k != "vehicle_model"},
-        )
-        await self.session.execute(stmt)
+            set_={
+                **{k: v for k, v in values.items() if k not in ("vehicle_model", "version")},
+                "version": tariffs.c.version + 1,
+            },
+        ).returning(tariffs.c.version)
+        version = (await self.session.execute(stmt)).scalar_one()
+        return StoredTariff(tariff, int(version), now)
 
 
 class SqlInvoiceRepository:

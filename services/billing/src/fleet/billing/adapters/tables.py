@@ -29,6 +29,8 @@ tariffs = Table(
     Column("per_km_cents", Integer, nullable=False),
     Column("per_min_cents", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # +1 on every change of the model's tariff: the order of its `billing.tariff-changed` events.
+    Column("version", Integer, nullable=False, server_default="1"),
 )
 
 invoices = Table(

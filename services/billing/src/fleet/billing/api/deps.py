@@ -8,8 +8,13 @@ from fastapi import Depends, Request
 
 from fleet.common.app import runtime
 from fleet.common.db import Database
+from fleet.common.runtime import ServiceRuntime
 
 SERVICE = "billing"
+
+
+async def get_runtime(request: Request) -> ServiceRuntime:
+    return runtime(request, SERVICE)
 
 
 async def get_db(request: Request) -> Database:
@@ -17,3 +22,4 @@ async def get_db(request: Request) -> Database:
 
 
 DbDep = Annotated[Database, Depends(get_db)]
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]

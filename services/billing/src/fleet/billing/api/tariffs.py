@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from fleet.billing.api.deps import DbDep
+from fleet.billing.api.deps import DbDep, RuntimeDep
 from fleet.billing.api.schemas import QuoteIn, QuoteOut, TariffIn, TariffOut
-from fleet.billing.domain.fares import Tariff
 from fleet.billing.service import tariffs as uc
 from fleet.common.auth import CurrentPrincipal, OperatorPrincipal
+from fleet.contracts.fares import Tariff
 
 router = APIRouter(tags=["billing"])
 
@@ -33,13 +33,13 @@ async def list_tariffs(db: DbDep) -> list[TariffOut]:
 
 @router.put("/tariffs/{vehicle_model}", summary="Create or replace a model's tariff")
 async def put_tariff(
-    vehicle_model: ModelPath, body: TariffIn, db: DbDep, _op: OperatorPrincipal
+    vehicle_model: ModelPath, body: TariffIn, rt: RuntimeDep, _op: OperatorPrincipal
 ) -> TariffOut:
     tariff = Tariff(vehicle_model, body.base_cents, body.per_km_cents, body.per_min_cents)
-    return _out(await uc.put_tariff(db, tariff))
+    return _out(await uc.put_tariff(rt, tariff))
 
 
 @router.post("/quotes", summary="Fare quote for a ride from pickup to dropoff")
 async def quote(body: QuoteIn, db: DbDep, _who: CurrentPrincipal) -> QuoteOut:
-    fare, distance, duration = await uc.quote(db, body.pickup, body.dropoff, body.vehicle_model)
-    return QuoteOut(fare_cents=fare, distance_km=distance, duration_min=duration)
+    q = await uc.quote(db, body.pickup, body.dropoff, body.vehicle_model)
+    return QuoteOut(fare_cents=q.fare_cents, distance_km=q.distance_km, duration_min=q.duration_min)

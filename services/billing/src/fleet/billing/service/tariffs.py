@@ -1,14 +1,26 @@
-"""Use cases: tariffs and fare quotes."""
+"""Use cases: tariffs, their announcement to replicas, and fare quotes.
+
+billing owns the tariffs. Every change is announced (`billing.tariff-changed`, through the outbox,
+in the transaction that makes it); trip keeps a replica to quote bookings locally. Every stored
+tariff is announced again at start-up and then every `ANNOUNCE_INTERVAL_S`, so a replica that
+missed an event (a queue declared after it was published, a restored database) converges.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.billing.adapters.repository import SqlTariffRepository
-from fleet.billing.domain.fares import DEFAULT_MODEL, DEFAULT_TARIFF, Tariff, estimate_duration_min
+from fleet.billing.adapters.repository import SqlTariffRepository, StoredTariff
 from fleet.common.db import Database
-from fleet.common.errors import InvalidInputError
-from fleet.common.geo import Point, haversine_km
+from fleet.common.geo import Point
+from fleet.common.runtime import ServiceRuntime
+from fleet.contracts import fares
+from fleet.contracts.events import TariffChanged
+from fleet.contracts.fares import DEFAULT_MODEL, DEFAULT_TARIFF, Quote, Tariff
+
+# How often every tariff is announced again (a handful of small events; replicas ignore
+# versions they hold). Bounds how long a replica that missed an announcement stays stale.
+ANNOUNCE_INTERVAL_S = 60.0
 
 
 async def list_tariffs(db: Database) -> list[Tariff]:
@@ -19,14 +31,8 @@ async def list_tariffs(db: Database) -> list[Tariff]:
     return stored
 
 
-async def tariff_for(db: Database, vehicle_model: str | None) -> Tariff:
-    """The model's tariff, else the stored default, else the built-in default."""
-    async with db.session() as session:
-        return await tariff_in(session, vehicle_model)
-
-
 async def tariff_in(session: AsyncSession, vehicle_model: str | None) -> Tariff:
-    """`tariff_for` inside the caller's transaction (message handlers)."""
+    """The model's tariff, else the stored default, else the built-in default."""
     repo = SqlTariffRepository(session)
     for model in (vehicle_model, DEFAULT_MODEL):
         if model and (tariff := await repo.get(model)):
@@ -34,34 +40,41 @@ async def tariff_in(session: AsyncSession, vehicle_model: str | None) -> Tariff:
     return DEFAULT_TARIFF
 
 
-async def put_tariff(db: Database, tariff: Tariff) -> Tariff:
-    async with db.transaction() as session:
-        await SqlTariffRepository(session).put(tariff)
+async def put_tariff(rt: ServiceRuntime, tariff: Tariff) -> Tariff:
+    """Create or replace a tariff and announce its new version with the same commit."""
+    async with rt.transaction() as session:
+        stored = await SqlTariffRepository(session).put(tariff)
+        await _announce(rt, session, stored)
     return tariff
 
 
-# The longest ride a trip may cover (the trip service refuses longer completions too).
-MAX_RIDE_KM = 2000
+async def announce_tariffs(rt: ServiceRuntime) -> int:
+    """Announce every stored tariff again, at its current version; how many were announced."""
+    async with rt.transaction() as session:
+        stored = await SqlTariffRepository(session).list_stored()
+        for tariff in stored:
+            await _announce(rt, session, tariff)
+    return len(stored)
+
+
+async def _announce(rt: ServiceRuntime, session: AsyncSession, stored: StoredTariff) -> None:
+    t = stored.tariff
+    event = TariffChanged(
+        vehicle_model=t.vehicle_model,
+        base_cents=t.base_cents,
+        per_km_cents=t.per_km_cents,
+        per_min_cents=t.per_min_cents,
+        version=stored.version,
+        updated_at=stored.updated_at,
+    )
+    model, version = t.vehicle_model, stored.version
+    await rt.publish(session, event, aggregate_type="tariff", aggregate_id=model, version=version)
 
 
 async def quote(
     db: Database, pickup: Point, dropoff: Point, vehicle_model: str | None = None
-) -> tuple[int, float, float]:
-    """(fare_cents, distance_km, duration_min) of a straight-line estimate of the ride."""
+) -> Quote:
+    """A straight-line estimate of the ride, priced with the model's tariff (`POST /quotes`)."""
     async with db.session() as session:
-        return await quote_in(session, pickup, dropoff, vehicle_model)
-
-
-async def quote_in(
-    session: AsyncSession, pickup: Point, dropoff: Point, vehicle_model: str | None = None
-) -> tuple[int, float, float]:
-    """`quote` inside the caller's transaction (the saga's quote-fare step)."""
-    distance = round(haversine_km(pickup.lat, pickup.lon, dropoff.lat, dropoff.lon), 3)
-    if distance > MAX_RIDE_KM:
-        raise InvalidInputError(
-            f"a ride of {distance:.0f} km is longer than the {MAX_RIDE_KM} km a trip may cover",
-            field="dropoff",
-        )
-    duration = estimate_duration_min(distance)
-    tariff = await tariff_in(session, vehicle_model)
-    return tariff.fare_cents(distance, duration), distance, duration
+        tariff = await tariff_in(session, vehicle_model)
+    return fares.quote(tariff, pickup, dropoff)

@@ -37,7 +37,7 @@ trips = Table(
     Column("pickup_lon", Float, nullable=False),
     Column("dropoff_lat", Float, nullable=False),
     Column("dropoff_lon", Float, nullable=False),
-    # Known once the booking saga's quote-fare step answered.
+    # Known once the booking saga's quote-fare step priced the ride.
     Column("quoted_fare_cents", BigInteger),
     Column("vehicle_model", String(64)),
     Column("fare_cents", BigInteger),
@@ -100,6 +100,19 @@ trip_daily_stats = Table(
     Column("duration_min_total", Float, nullable=False),
     Column("revenue_cents", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# trip's replica of billing's tariffs (fed by `billing.tariff-changed`), the newest version per
+# model: the booking saga's local quote-fare step prices rides with it.
+tariffs = Table(
+    "tariffs",
+    metadata,
+    Column("vehicle_model", String(64), primary_key=True),
+    Column("base_cents", Integer, nullable=False),
+    Column("per_km_cents", Integer, nullable=False),
+    Column("per_min_cents", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),  # when billing made this version
 )
 
 outbox = outbox_table(metadata)

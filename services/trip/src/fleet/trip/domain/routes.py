@@ -1,7 +1,8 @@
 """Route estimation: a straight-line route until a routing engine is plugged in.
 
-Distance is the great-circle distance, duration assumes an average urban speed, and the polyline
-(Google's encoded polyline format, precision 5) traces the straight segment with a few points.
+Distance is the great-circle distance, duration assumes the average urban speed fare quotes use
+(`fleet.contracts.fares`, so a route and its quote agree), and the polyline (Google's encoded
+polyline format, precision 5) traces the straight segment with a few points.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from fleet.common.geo import haversine_km
+from fleet.contracts.fares import AVERAGE_SPEED_KPH
 from fleet.trip.domain.trips import Location
 
-# The same urban average billing uses for quotes, so a route and its quote agree.
-AVERAGE_SPEED_KPH = 30.0
 POLYLINE_PRECISION = 5
 # Road-aware estimate (feature flag `route_estimator_v2`): streets are longer than the straight
 # line (a typical urban detour factor) and boarding takes a moment.

@@ -1,9 +1,10 @@
 """Booking a trip: `POST /trips` creates a pending trip and starts the trip-booking saga.
 
-The saga (fleet.contracts.booking) quotes the fare (billing), holds the rider's credits (user),
-reserves a vehicle (vehicle), assigns both to the trip (local step, no broker round trip) and
-notifies the rider (user). Its outcome hooks confirm or reject the trip in the transaction that
-ends the saga, and publish `trip.confirmed` / `trip.rejected` through the outbox.
+The saga (fleet.contracts.booking) quotes the fare (local step: trip's replica of billing's
+tariffs, no broker round trip), holds the rider's credits (user), reserves a vehicle (vehicle),
+assigns both to the trip (local step) and notifies the rider (user). Its outcome hooks confirm or
+reject the trip in the transaction that ends the saga, and publish `trip.confirmed` /
+`trip.rejected` through the outbox.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fleet.common.auth import Principal
 from fleet.common.db import utcnow
 from fleet.common.errors import ConflictError
+from fleet.common.geo import Point
 from fleet.common.logging import get_logger
 from fleet.common.messaging import Envelope
 from fleet.common.runtime import ServiceRuntime
@@ -36,6 +38,7 @@ from fleet.contracts.events import TripConfirmed, TripRejected
 from fleet.trip.adapters.repository import SqlTripRepository
 from fleet.trip.adapters.tables import sagas
 from fleet.trip.domain.trips import Location, Trip
+from fleet.trip.service.fares import quote_ride
 
 log = get_logger("fleet.trip.booking")
 DEFINITION = SagaDefinition.from_dict(booking.DEFINITION)
@@ -69,7 +72,7 @@ class Booking:
         self.engine = SagaEngine(
             DEFINITION,
             self._send,
-            local_actions={"create-trip": self._assign_trip},
+            local_actions={"quote-fare": self._quote_fare, "create-trip": self._assign_trip},
             local_compensations={"create-trip": self._unassign_trip},
             tables=sagas,
             reply_to=booking.REPLY_KEY,
@@ -133,6 +136,20 @@ class Booking:
         if trip is None:
             raise LookupError(f"saga {saga.id} refers to a missing trip")
         return trip
+
+    async def _quote_fare(self, session: AsyncSession, saga: SagaInstance) -> dict[str, Any]:
+        """Price the ride with the replicated default tariff (the vehicle is not chosen yet).
+
+        A ride longer than a trip may cover is refused: the step fails and the trip is rejected.
+        """
+        pickup = Point.model_validate(saga.data["pickup"])
+        dropoff = Point.model_validate(saga.data["dropoff"])
+        quote = await quote_ride(session, pickup, dropoff)
+        return {
+            "fare_cents": quote.fare_cents,
+            "distance_km": quote.distance_km,
+            "duration_min": quote.duration_min,
+        }
 
     async def _assign_trip(self, session: AsyncSession, saga: SagaInstance) -> dict[str, Any]:
         trip = await self._trip(session, saga)
