@@ -6,6 +6,7 @@ import logging
 import sys
 from typing import Any
 
+import orjson
 import structlog
 from opentelemetry import trace
 from structlog.typing import EventDict, WrappedLogger
@@ -22,10 +23,20 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
+    # structlog's own lines (the access log among them) are rendered by orjson straight to bytes:
+    # about half the cost of the stdlib encoder and a text stream per line.
+    own: tuple[Any, Any] = (
+        (
+            structlog.processors.JSONRenderer(serializer=_orjson_dumps),
+            structlog.BytesLoggerFactory(sys.stderr.buffer),
+        )
+        if json
+        else (renderer, structlog.PrintLoggerFactory(sys.stderr))
+    )
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, own[0]],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=own[1],
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
@@ -40,6 +51,11 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access", "aiormq", "aio_pika"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _orjson_dumps(event: Any, **_kw: Any) -> bytes:
+    # default=str: anything orjson does not know (a Decimal, an exception…) as its text.
+    return orjson.dumps(event, default=str)
 
 
 def add_trace_ids(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:

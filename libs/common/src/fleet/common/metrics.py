@@ -6,6 +6,8 @@ embedded mode expose all four services' metrics on one `/metrics`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 # Buckets dense around the 150 ms objective of the booking path.
@@ -45,7 +47,19 @@ class HttpMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        # Label children by (method, route, status): `labels()` validates and hashes its
+        # arguments on every call, which costs as much as the observation on a hot route.
+        # Bounded: route templates, methods and status codes are finite.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)

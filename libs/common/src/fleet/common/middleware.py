@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -55,7 +55,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         raw_id = _header(scope, b"x-request-id")
-        request_id = raw_id.decode("latin-1")[:64] if raw_id else uuid.uuid4().hex
+        request_id = raw_id.decode("latin-1")[:64] if raw_id else os.urandom(16).hex()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         start = time.perf_counter()
         status = 500

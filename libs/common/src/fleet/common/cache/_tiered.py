@@ -1,7 +1,7 @@
 """The tiered cache: L1 in-process, L2 Redis, L3 the caller's loader.
 
-Reads: L1, then (once per key and process, however many callers miss at the same time) L2, then
-the loader; what was found is copied into the tiers above. Writes: `set` writes through L1 and L2,
+Reads: L1, then (once per key and process, however many callers miss at the same time) L2 —
+one MGET for all the keys missed in the same event-loop turn (`_batch.py`) — then the loader; what was found is copied into the tiers above. Writes: `set` writes through L1 and L2,
 `invalidate` drops the key everywhere; both tell every other instance to drop its L1 copy.
 
 Two races are closed rather than left to the TTL:
@@ -25,6 +25,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from fleet.common.cache._batch import BatchedReader
 from fleet.common.cache._guard import Failed, RedisGuard
 from fleet.common.cache._listener import InvalidationListener, encode_message
 from fleet.common.cache._local import LocalCache
@@ -76,6 +77,7 @@ class TieredCache(Generic[T]):
         self.guard = guard or RedisGuard()
         self.guard.error_hooks.append(self.stats.redis_error)
         self.guard.recover_hooks.append(self._resync_later)
+        self._reader = BatchedReader(redis, self.guard) if redis is not None else None
         self._flights: dict[str, _Flight[T]] = {}
         self._pending: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -105,6 +107,8 @@ class TieredCache(Generic[T]):
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        if self._reader is not None:
+            await self._reader.close()
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -132,9 +136,9 @@ class TieredCache(Generic[T]):
 
     async def _fill(self, key: str, loader: Loader[T], flight: _Flight[T]) -> T:
         fill_l2 = False
-        if self._redis is not None:
-            redis = self._redis
-            raw = await self.guard.run("get", lambda: redis.get(self._prefix + key))
+        if self._reader is not None:
+            # Batched with the other keys missed in this loop turn (one MGET).
+            raw = await self._reader.get(self._prefix + key)
             if isinstance(raw, Failed):
                 self.stats.record("l2", raw.value)
             elif raw is None or raw == TOMBSTONE:
