@@ -12,8 +12,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request, Response
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 
+from fleet.common import tracing
 from fleet.common.app import ServiceModule, create_app
 from fleet.common.auth import CurrentPrincipal
 from fleet.common.config import Settings
@@ -146,3 +148,51 @@ async def test_lean_routes_are_counted_by_route_template(
     text = (await client.get("/metrics")).text
     assert 'http_requests_total{method="GET",route="/lean/{spot_id}",status="200"} 1.0' in text
     assert 'http_requests_total{method="GET",route="/lean/{spot_id}",status="401"} 1.0' in text
+
+
+@lean_get(router, "/lean-boom/{spot_id}", params={"spot_id": "uuid"})
+async def lean_boom(request: Request) -> Response:
+    raise RuntimeError("secret internals")
+
+
+async def test_unexpected_errors_in_lean_routes_hide_internals(client: httpx.AsyncClient) -> None:
+    r = await client.get(f"/lean-boom/{uuid.uuid4()}")
+    assert r.status_code == 500
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "secret" not in r.text
+
+
+async def test_other_methods_on_a_lean_path_are_405_problems(client: httpx.AsyncClient) -> None:
+    r = await client.post(f"/lean/{uuid.uuid4()}")
+    assert r.status_code == 405
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_lean_routes_are_traced_like_typed_ones(tmp_path: Path) -> None:
+    with tracing.capture_spans() as spans:
+        module = ServiceModule(
+            name="demo",
+            schema="demo",
+            metadata=service_metadata("demo"),
+            routers=[router],
+            migrations=tmp_path,
+        )
+        traced_app = create_app([module], Settings(env="test", data_dir=tmp_path), access_log=False)
+        caller_trace = "0af7651916cd43dd8448eb211c80319c"
+        async with app_client(traced_app) as c:
+            headers = {
+                **_token(traced_app, "rider"),
+                "traceparent": f"00-{caller_trace}-b7ad6b7169203331-01",
+            }
+            spot = uuid.uuid4()
+            assert (await c.get(f"/lean/{spot}", headers=headers)).status_code == 200
+            assert (await c.get(f"/typed/{spot}", headers=headers)).status_code == 200
+    servers = {s.name: s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER}
+    lean_span, typed_span = servers["GET /lean/{spot_id}"], servers["GET /typed/{spot_id}"]
+    assert f"{lean_span.context.trace_id:032x}" == caller_trace
+    assert lean_span.attributes is not None
+    assert typed_span.attributes is not None
+    assert lean_span.attributes["http.route"] == typed_span.attributes["http.route"].replace(
+        "typed", "lean"
+    )
+    assert lean_span.attributes["http.response.status_code"] == 200

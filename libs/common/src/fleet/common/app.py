@@ -27,6 +27,7 @@ from fleet.common.config import Settings
 from fleet.common.db import Database
 from fleet.common.errors import NotFoundError
 from fleet.common.http import Upstreams
+from fleet.common.lean import LeanDispatch, lean_routes
 from fleet.common.logging import configure_logging, get_logger
 from fleet.common.messaging import InMemoryBus, MessageBus
 from fleet.common.metrics import HttpMetrics
@@ -192,6 +193,12 @@ def create_app(
         **tracing.fastapi_options(traced),
     )
     install_problem_handlers(app)
+    # Innermost: lean routes still get request ids, metrics, the access log and problem answers.
+    app.add_middleware(
+        LeanDispatch,
+        routes=lean_routes(r for module in modules for r in module.routers),
+        traced=traced,
+    )
     app.add_middleware(
         RequestContextMiddleware,
         metrics=http_metrics,

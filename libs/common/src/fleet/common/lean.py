@@ -16,12 +16,19 @@ handlers) and answers exactly what the typed route would — same 401/403/422 pr
         return json_response({...})
 
 Use it only where a profile says so: typed routes are the default everywhere else.
+
+`LeanDispatch` (installed by `create_app`, inside the request-context middleware) serves the
+services' lean routes before FastAPI's router and its per-request exception/exit-stack layers; the
+FastAPI route stays registered for the OpenAPI document and as the fallback. Errors go through
+the app's own exception handlers, and when tracing is on the request gets the same SERVER span
+as any other route. Router-level dependencies do not apply to lean routes: the endpoint does
+its own checks.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import orjson
@@ -30,8 +37,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fleet.common.auth import Principal, Role, principal_from, require_operator, require_rider
+from fleet.common.tracing import TracingMiddleware
 
 PathFormat = Literal["uuid", "string"]
 LeanEndpoint = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -123,3 +133,49 @@ def lean_get(
         return endpoint
 
     return register
+
+
+def lean_routes(routers: Iterable[APIRouter]) -> list[LeanRoute]:
+    """The lean routes of `routers` (as included without a prefix, as `create_app` does)."""
+    return [route for router in routers for route in router.routes if isinstance(route, LeanRoute)]
+
+
+class LeanDispatch:
+    """ASGI middleware: the app's `LeanRoute`s served directly, everything else passed on."""
+
+    def __init__(
+        self, app: ASGIApp, routes: Sequence[LeanRoute] = (), *, traced: bool = False
+    ) -> None:
+        self.app = app
+        self.routes = list(routes)
+        # Traced like FastAPI traces its routes: a SERVER span per request, if the app is.
+        self._handle: ASGIApp = TracingMiddleware(self._serve) if traced else self._serve
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for route in self.routes:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child)
+                    scope["route"] = route  # the route template of metrics, logs and spans
+                    await self._handle(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        try:
+            response = await scope["route"].endpoint(request)
+        except Exception as exc:
+            handler = _handler_for(scope["app"].exception_handlers, exc)
+            if handler is None:
+                raise  # the request-context middleware answers a bare 500
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
+
+def _handler_for(handlers: Mapping[Any, Any], exc: Exception) -> Any:
+    for cls in type(exc).__mro__:
+        if cls in handlers:
+            return handlers[cls]
+    return None

@@ -1,7 +1,8 @@
 """The tiered cache: L1 in-process, L2 Redis, L3 the caller's loader.
 
 Reads: L1, then (once per key and process, however many callers miss at the same time) L2 —
-one MGET for all the keys missed in the same event-loop turn (`_batch.py`) — then the loader; what was found is copied into the tiers above. Writes: `set` writes through L1 and L2,
+one MGET for all the keys missed in the same event-loop turn (`_batch.py`) — then the loader;
+what was found is copied into the tiers above. Writes: `set` writes through L1 and L2,
 `invalidate` drops the key everywhere; both tell every other instance to drop its L1 copy.
 
 Two races are closed rather than left to the TTL:
