@@ -34,6 +34,7 @@ from sqlalchemy import (
     insert,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
 
 from fleet.common.db import Database, UTCDateTime, insert_for, utcnow
 from fleet.common.logging import get_logger
@@ -110,6 +111,12 @@ class _Ticker:
 _tick = _Ticker()
 
 
+# Both hot statements are built once per table (and dialect) and executed with parameters:
+# building a statement and its cache key on every call cost as much CPU as its round trip.
+_OUTBOX_INSERTS: dict[Table, Insert] = {}
+_INBOX_CLAIMS: dict[tuple[str, Table], Any] = {}
+
+
 async def enqueue(
     session: AsyncSession,
     envelope: Envelope,
@@ -118,18 +125,22 @@ async def enqueue(
     table: Table,
 ) -> None:
     """Add `envelope` to the outbox `table` inside the caller's transaction."""
+    stmt = _OUTBOX_INSERTS.get(table)
+    if stmt is None:
+        stmt = _OUTBOX_INSERTS[table] = insert(table)
     now = _tick()
     await session.execute(
-        insert(table).values(
-            id=envelope.event_id,
-            exchange=exchange,
-            routing_key=envelope.event_type,
-            body=envelope.encode(),
-            headers=dict(envelope.headers),
-            created_at=now,
-            attempts=0,
-            next_attempt_at=now,
-        )
+        stmt,
+        {
+            "id": envelope.event_id,
+            "exchange": exchange,
+            "routing_key": envelope.event_type,
+            "body": envelope.encode(),
+            "headers": dict(envelope.headers),
+            "created_at": now,
+            "attempts": 0,
+            "next_attempt_at": now,
+        },
     )
 
 
@@ -137,13 +148,16 @@ async def claim_inbox(
     session: AsyncSession, consumer: str, event_id: uuid.UUID, *, table: Table
 ) -> bool:
     """Record that `consumer` handles `event_id`; False if it already did (then skip it)."""
-    stmt = (
-        insert_for(session, table)
-        .values(consumer=consumer, event_id=event_id, handled_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-        .returning(table.c.event_id)
-    )
-    return (await session.execute(stmt)).first() is not None
+    dialect = session.get_bind().dialect.name
+    stmt = _INBOX_CLAIMS.get((dialect, table))
+    if stmt is None:
+        stmt = insert_for(dialect, table).on_conflict_do_nothing(
+            index_elements=["consumer", "event_id"]
+        )
+        _INBOX_CLAIMS[(dialect, table)] = stmt
+    params = {"consumer": consumer, "event_id": event_id, "handled_at": utcnow()}
+    result: Any = await session.execute(stmt, params)
+    return bool(result.rowcount == 1)
 
 
 def handle_once(

@@ -6,6 +6,11 @@ puts the reply in the service's outbox in the same transaction, so the effect an
 commit together. A business refusal (any `FleetError`, e.g. not enough credits) is a failure
 *reply*, not an error: the saga compensates. Anything else raises, so the bus retries and then
 dead-letters the command, and the orchestrator's timeout takes over.
+
+A refused command must write nothing but its reply, so a handler runs in a savepoint that its
+refusal rolls back — unless it is registered as `checks_first(handler)`: a handler that checks
+everything before its first write needs nothing undone and saves the SAVEPOINT/RELEASE round
+trips. Safe by default, cheaper by declaration.
 """
 
 from __future__ import annotations
@@ -42,6 +47,24 @@ def command_payload(command: SagaCommand, cls: type[M]) -> M:
         raise MalformedMessage(f"invalid {command.command_type} payload: {fields}") from None
 
 
+def checks_first(handler: CommandHandler) -> CommandHandler:
+    """Mark `handler` as refusing only before its first write: it runs without a savepoint."""
+
+    async def unguarded(session: AsyncSession, command: SagaCommand) -> Mapping[str, Any] | None:
+        return await handler(session, command)
+
+    unguarded.__qualname__ = f"checks_first[{getattr(handler, '__qualname__', handler)}]"
+    unguarded.checks_first = True  # type: ignore[attr-defined]
+    return unguarded
+
+
+async def _in_savepoint(
+    handler: CommandHandler, session: AsyncSession, command: SagaCommand
+) -> Mapping[str, Any] | None:
+    async with session.begin_nested():
+        return await handler(session, command)
+
+
 def saga_participant(rt: ServiceRuntime, handlers: Mapping[str, CommandHandler]) -> InboxHandler:
     """An inbox handler answering the saga commands in `handlers` (keyed by command type)."""
 
@@ -54,8 +77,10 @@ def saga_participant(rt: ServiceRuntime, handlers: Mapping[str, CommandHandler])
         if handler is None:
             raise MalformedMessage(f"{rt.name} does not handle {command.command_type}")
         try:
-            async with session.begin_nested():
+            if getattr(handler, "checks_first", False):
                 result = await handler(session, command)
+            else:
+                result = await _in_savepoint(handler, session, command)
             reply = command.reply(success=True, result=result)
         except FleetError as refusal:
             log.info(

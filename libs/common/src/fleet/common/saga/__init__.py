@@ -15,6 +15,7 @@ from fleet.common.saga._engine import (
     LocalStep,
     SagaEngine,
     SendCommand,
+    no_savepoint,
 )
 from fleet.common.saga._messages import SagaCommand, SagaReply
 from fleet.common.saga._model import Phase, SagaInstance, SagaStatus, StepRecord, StepStatus
@@ -44,5 +45,6 @@ __all__ = [
     "Step",
     "StepRecord",
     "StepStatus",
+    "no_savepoint",
     "saga_tables",
 ]

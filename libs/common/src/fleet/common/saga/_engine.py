@@ -24,6 +24,7 @@ from fleet.common.saga._flow import (
     SagaFlow,
     SendCommand,
     jsonable,
+    no_savepoint,
     step_span_name,
 )
 from fleet.common.saga._messages import SagaReply
@@ -38,7 +39,15 @@ log = get_logger("fleet.saga")
 CompletedHook = Callable[[AsyncSession, SagaInstance], Awaitable[None]]
 EndedHook = Callable[[AsyncSession, SagaInstance, str], Awaitable[None]]
 
-__all__ = ["Clock", "CompletedHook", "EndedHook", "LocalStep", "SagaEngine", "SendCommand"]
+__all__ = [
+    "Clock",
+    "CompletedHook",
+    "EndedHook",
+    "LocalStep",
+    "SagaEngine",
+    "SendCommand",
+    "no_savepoint",
+]
 
 
 class SagaEngine:
@@ -77,7 +86,6 @@ class SagaEngine:
             send,
             actions,
             compensations,
-            store=self._store,
             clock=clock,
             reply_to=reply_to or f"saga.{definition.name}.reply",
             max_compensation_attempts=max_compensation_attempts,
@@ -115,8 +123,11 @@ class SagaEngine:
             updated_at=now,
             deadline_at=None,
             steps=[StepState(i, s.name, Phase.ACTION) for i, s in enumerate(self.definition.steps)],
+            stored=False,
         )
-        await self._store.insert(session, state)
+        if self._store.inserts_first(session):
+            await self._store.save(session, state)
+        # Otherwise the saga is written once, by `_commit`, after its first steps ran.
         await self._flow.run_from(session, state, 0, now)
         return await self._commit(session, state, now)
 

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fleet.common.errors import FleetError
 from fleet.common.saga._definition import SagaDefinition, Step
 from fleet.common.saga._messages import SagaCommand, SagaReply
 from fleet.common.saga._model import (
@@ -24,7 +25,6 @@ from fleet.common.saga._model import (
     StepState,
     StepStatus,
 )
-from fleet.common.saga._store import SagaStore
 from fleet.common.tracing import span
 
 SendCommand = Callable[[AsyncSession, SagaCommand], Awaitable[None]]
@@ -40,7 +40,6 @@ class SagaFlow:
         actions: Mapping[str, LocalStep],
         compensations: Mapping[str, LocalStep],
         *,
-        store: SagaStore,
         clock: Clock,
         reply_to: str,
         max_compensation_attempts: int,
@@ -51,7 +50,6 @@ class SagaFlow:
         self._send = send
         self._actions = dict(actions)
         self._compensations = dict(compensations)
-        self._store = store
         self._clock = clock
         self._max_comp_attempts = max_compensation_attempts
         self._max_backoff_s = max_backoff_s
@@ -241,7 +239,13 @@ class SagaFlow:
     async def _run_local(
         self, session: AsyncSession, state: SagaState, record: StepState, run: LocalStep
     ) -> bool:
-        """Run a local step in a savepoint: its writes commit with the saga or not at all."""
+        """Run a local step in a savepoint (unless it is marked `no_savepoint`): its writes
+        commit with the saga or not at all.
+
+        The transaction is open on every backend by now: SQLite's driver opens it on the first
+        DML only, and a SAVEPOINT outside one would commit everything on release, so the store
+        writes a new saga first there (`SagaStore.inserts_first`) and locks with an UPDATE.
+        """
         now = self._clock()
         compensating = record.phase is Phase.COMPENSATION
         record.attempts += 1
@@ -249,15 +253,18 @@ class SagaFlow:
         record.started_at, record.finished_at = now, None
         state.deadline_at = None
         state.updated_at = now
-        # Write first: SQLite's driver only opens a transaction on DML, and a SAVEPOINT outside
-        # one would commit everything on release.
-        await self._store.save(session, state)
         try:
             with span(step_span_name(state.name, record.name), step_attributes(state.id, record)):
-                async with session.begin_nested():
+                if isinstance(run, _NoSavepoint):
                     result = await run(session, state.snapshot())
+                else:
+                    async with session.begin_nested():
+                        result = await run(session, state.snapshot())
         except Exception as exc:  # the owner's step failing is an outcome, not a crash
-            record.error = f"{type(exc).__name__}: {exc}"
+            # A refusal reads as a participant's would (its detail); anything else names its type.
+            record.error = (
+                exc.detail if isinstance(exc, FleetError) else f"{type(exc).__name__}: {exc}"
+            )
             if not compensating:
                 self._step_done(state, record, StepStatus.FAILED, None, self._clock())
             return False
@@ -295,6 +302,28 @@ class SagaFlow:
         if record is None or not record.in_flight or record.attempts != reply.attempt:
             return None
         return record
+
+
+class _NoSavepoint:
+    """A local step that runs without a savepoint, see `no_savepoint`."""
+
+    def __init__(self, step: LocalStep) -> None:
+        self.step = step
+
+    async def __call__(self, session: AsyncSession, saga: SagaInstance) -> Mapping[str, Any] | None:
+        return await self.step(session, saga)
+
+
+def no_savepoint(step: LocalStep) -> LocalStep:
+    """Mark a local step (action or compensation) that writes nothing before it can fail.
+
+    Such a step runs without the SAVEPOINT/RELEASE pair (two round trips) around it: a failure
+    has nothing to undo. A step that raises after a write would have that write committed with
+    the saga's compensation, so only mark steps that check everything first. (A database error
+    inside an unmarked step fails the step; inside a marked one, PostgreSQL fails the whole
+    transaction, which is then retried as a whole.)
+    """
+    return step if isinstance(step, _NoSavepoint) else _NoSavepoint(step)
 
 
 def step_span_name(saga: str, step: str) -> str:

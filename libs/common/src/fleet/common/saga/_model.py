@@ -134,6 +134,8 @@ class SagaState:
     steps: list[StepState]
     # What the store last wrote, to save only the rows that changed.
     persisted: dict[tuple[int, Phase], StepRecord] = field(default_factory=dict)
+    # False until the saga's row is written: a new saga is inserted by its first save.
+    stored: bool = True
     # Set when this transaction moved the saga to a final status; drained by the engine.
     ended: bool = False
     finished_steps: list[StepState] = field(default_factory=list)

@@ -1,19 +1,40 @@
-"""Loads and saves `SagaState` with Core statements; every save checks the saga's version."""
+"""Loads and saves `SagaState`; every save of a stored saga checks the saga's version.
+
+A saga costs what its statements cost (docs/performance.md), so a load is one query (the saga
+row with its step rows aggregated as JSON) and a save on PostgreSQL one statement (the saga's
+INSERT or versioned UPDATE and an upsert of the changed steps, see `_store_pg`). SQLite
+(embedded mode) saves with the saga's statement and one executemany for the changed steps.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, insert, select, update
+from sqlalchemy import (
+    JSON,
+    CursorResult,
+    Select,
+    bindparam,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fleet.common.db import insert_for
 from fleet.common.errors import ConflictError
 from fleet.common.saga._model import Phase, SagaState, SagaStatus, StepState, StepStatus
+from fleet.common.saga._store_pg import save_statement
 from fleet.common.saga._tables import SagaTables
 
 _ACTIVE = (SagaStatus.RUNNING.value, SagaStatus.COMPENSATING.value)
+# Step columns a save may change (the key and the name never do).
+_STEP_MUTABLE = ("status", "attempts", "started_at", "finished_at", "error", "result")
 
 
 class SagaConcurrencyError(ConflictError):
@@ -27,51 +48,68 @@ class SagaStore:
     def __init__(self, tables: SagaTables) -> None:
         self.sagas = tables.sagas
         self.steps = tables.steps
+        self._loads: dict[tuple[str, bool], Select[Any]] = {}
 
-    async def insert(self, session: AsyncSession, state: SagaState) -> None:
-        await session.execute(insert(self.sagas).values(**self._saga_values(state)))
-        await session.execute(
-            insert(self.steps), [self._step_values(state.id, s) for s in state.steps]
-        )
-        state.persisted = {s.key: s.freeze() for s in state.steps}
+    @staticmethod
+    def inserts_first(session: AsyncSession) -> bool:
+        """Whether a new saga is inserted before its first steps run, not after.
+
+        SQLite's driver opens its transaction on the first DML statement only, and a local
+        step's SAVEPOINT outside one would commit everything on release: the saga's INSERT opens
+        it. (A reply or a sweep locks the saga with an UPDATE first, see `load`.)
+        """
+        return _dialect(session) == "sqlite"
 
     async def save(self, session: AsyncSession, state: SagaState) -> None:
-        """Write what changed; raise `SagaConcurrencyError` if the version moved meanwhile."""
-        values = self._saga_values(state) | {"version": state.version + 1}
-        result = cast(
-            CursorResult[Any],
-            await session.execute(
-                update(self.sagas)
-                .where(self.sagas.c.id == state.id, self.sagas.c.version == state.version)
-                .values(**values)
-            ),
-        )
-        if result.rowcount != 1:
+        """Insert a new saga or write what changed of a stored one; raise
+        `SagaConcurrencyError` if the stored version moved meanwhile. (A duplicate id of a new
+        saga raises the driver's IntegrityError.)"""
+        frozen = [(step, step.freeze()) for step in state.steps]
+        changed = [step for step, record in frozen if state.persisted.get(step.key) != record]
+        if _dialect(session) == "postgresql":
+            statement, params = save_statement(self.sagas, self.steps, session, state, changed)
+            written = (await session.execute(statement, params)).scalar_one() == 1
+        else:
+            written = await self._save_portably(session, state, changed)
+        if not written:
             raise SagaConcurrencyError(f"saga {state.id} was changed by another transaction")
-        state.version += 1
-        for step in state.steps:
-            frozen = step.freeze()
-            before = state.persisted.get(step.key)
-            if before is None:
-                await session.execute(insert(self.steps).values(self._step_values(state.id, step)))
-            elif before != frozen:
+        if state.stored:
+            state.version += 1
+        state.stored = True
+        state.persisted = {step.key: record for step, record in frozen}
+
+    async def _save_portably(
+        self, session: AsyncSession, state: SagaState, changed: Sequence[StepState]
+    ) -> bool:
+        values = self._saga_values(state)
+        if state.stored:
+            result = cast(
+                CursorResult[Any],
                 await session.execute(
-                    update(self.steps)
-                    .where(
-                        self.steps.c.saga_id == state.id,
-                        self.steps.c.idx == step.idx,
-                        self.steps.c.phase == step.phase.value,
-                    )
-                    .values(self._step_values(state.id, step))
-                )
-            state.persisted[step.key] = frozen
+                    update(self.sagas)
+                    .where(self.sagas.c.id == state.id, self.sagas.c.version == state.version)
+                    .values(**values, version=state.version + 1)
+                ),
+            )
+            if result.rowcount != 1:
+                return False
+        else:
+            await session.execute(insert(self.sagas).values(**values, version=state.version))
+        if changed:
+            upsert = insert_for(session, self.steps)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=["saga_id", "idx", "phase"],
+                set_={name: upsert.excluded[name] for name in _STEP_MUTABLE},
+            )
+            await session.execute(upsert, [self._step_values(state.id, s) for s in changed])
+        return True
 
     async def load(
         self, session: AsyncSession, saga_id: uuid.UUID, *, lock: bool
     ) -> SagaState | None:
         """The saga and its history; `lock` takes a row lock (PostgreSQL) until commit."""
-        query = select(self.sagas).where(self.sagas.c.id == saga_id)
-        if lock and session.get_bind().dialect.name == "sqlite":
+        dialect = _dialect(session)
+        if lock and dialect == "sqlite":
             # SQLite has no row locks: a no-op write takes its database write lock instead, so
             # the read below sees what a concurrent writer committed, as FOR UPDATE would.
             await session.execute(
@@ -79,30 +117,43 @@ class SagaStore:
                 .where(self.sagas.c.id == saga_id)
                 .values(version=self.sagas.c.version)
             )
-        elif lock:
-            query = query.with_for_update()
-        row = (await session.execute(query)).mappings().one_or_none()
-        if row is None:
-            return None
-        step_rows = (
-            (await session.execute(select(self.steps).where(self.steps.c.saga_id == saga_id)))
-            .mappings()
-            .all()
-        )
-        steps = [
-            StepState(
-                idx=r["idx"],
-                name=r["name"],
-                phase=Phase(r["phase"]),
-                status=StepStatus(r["status"]),
-                attempts=r["attempts"],
-                started_at=r["started_at"],
-                finished_at=r["finished_at"],
-                error=r["error"],
-                result=r["result"],
-            )
-            for r in step_rows
-        ]
+        query = self._load_query(dialect, lock)
+        row = (await session.execute(query, {"saga_id": saga_id})).mappings().one_or_none()
+        if row is not None and row.get("seen_version", row["version"]) != row["version"]:
+            # FOR UPDATE waited for a concurrent writer's commit and returned the saga row as
+            # it committed, but the step subquery read with the snapshot taken before: read
+            # again now that the lock is ours (a fresh snapshot, nobody else can write).
+            row = (await session.execute(query, {"saga_id": saga_id})).mappings().one_or_none()
+        return self._state(row) if row is not None else None
+
+    def _load_query(self, dialect: str, lock: bool) -> Select[Any]:
+        """The saga row, its steps as a JSON array of arrays and, when locking on PostgreSQL,
+        the version the statement's snapshot saw (see `load`)."""
+        query = self._loads.get((dialect, lock))
+        if query is not None:
+            return query
+        sagas, steps = self.sagas, self.steps
+        columns = [steps.c[name] for name in _STEP_ROW[:-1]]
+        if dialect == "sqlite":
+            row = func.json_array(*columns, func.json(steps.c.result))
+            aggregated = func.json_group_array(row)
+        else:
+            aggregated = func.json_agg(func.json_build_array(*columns, steps.c.result))
+        history = select(aggregated).where(steps.c.saga_id == sagas.c.id).scalar_subquery()
+        selected: list[Any] = [sagas, type_coerce(history, JSON).label("steps")]
+        if lock and dialect != "sqlite":
+            seen = sagas.alias("seen")
+            version = select(seen.c.version).where(seen.c.id == sagas.c.id).scalar_subquery()
+            selected.append(version.label("seen_version"))
+        query = select(*selected).where(sagas.c.id == bindparam("saga_id"))
+        if lock and dialect != "sqlite":
+            query = query.with_for_update(of=sagas)
+        self._loads[(dialect, lock)] = query
+        return query
+
+    @staticmethod
+    def _state(row: Any) -> SagaState:
+        steps = [_step(values) for values in row["steps"] or ()]
         state = SagaState(
             id=row["id"],
             name=row["name"],
@@ -147,7 +198,6 @@ class SagaStore:
             "current_step": state.current_step,
             "data": state.data,
             "error": state.error,
-            "version": state.version,
             "created_at": state.created_at,
             "updated_at": state.updated_at,
             "deadline_at": state.deadline_at,
@@ -167,3 +217,45 @@ class SagaStore:
             "error": step.error,
             "result": step.result,
         }
+
+
+# The order of a step's values in the loaded JSON array.
+_STEP_ROW = (
+    "idx",
+    "phase",
+    "name",
+    "status",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "error",
+    "result",
+)
+
+
+def _step(values: Sequence[Any]) -> StepState:
+    idx, phase, name, status, attempts, started_at, finished_at, error, result = values
+    return StepState(
+        idx=idx,
+        name=name,
+        phase=Phase(phase),
+        status=StepStatus(status),
+        attempts=attempts,
+        started_at=_instant(started_at),
+        finished_at=_instant(finished_at),
+        error=error,
+        result=result,
+    )
+
+
+def _instant(value: str | None) -> dt.datetime | None:
+    """A timestamp as JSON renders it: ISO 8601 with an offset (PostgreSQL) or naive UTC
+    (SQLite stores `UTCDateTime` without one)."""
+    if value is None:
+        return None
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name

@@ -32,6 +32,7 @@ from fleet.common.saga import (
     SagaDefinition,
     SagaEngine,
     SagaInstance,
+    no_savepoint,
 )
 from fleet.contracts import booking
 from fleet.contracts.events import TripConfirmed, TripRejected
@@ -72,8 +73,12 @@ class Booking:
         self.engine = SagaEngine(
             DEFINITION,
             self._send,
-            local_actions={"quote-fare": self._quote_fare, "create-trip": self._assign_trip},
-            local_compensations={"create-trip": self._unassign_trip},
+            # All three check before they write (quote-fare only reads): no savepoint needed.
+            local_actions={
+                "quote-fare": no_savepoint(self._quote_fare),
+                "create-trip": no_savepoint(self._assign_trip),
+            },
+            local_compensations={"create-trip": no_savepoint(self._unassign_trip)},
             tables=sagas,
             reply_to=booking.REPLY_KEY,
             on_completed=self._confirm_trip,

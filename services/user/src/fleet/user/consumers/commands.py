@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.common.participant import CommandHandler, command_payload
+from fleet.common.participant import CommandHandler, checks_first, command_payload
 from fleet.common.saga import SagaCommand
 from fleet.contracts.booking import (
     ReleaseCredits,
@@ -32,7 +32,7 @@ async def reserve_credits(session: AsyncSession, command: SagaCommand) -> dict[s
 
 async def release_credits(session: AsyncSession, command: SagaCommand) -> dict[str, Any]:
     cmd = command_payload(command, ReleaseCredits)
-    hold = await wallets.release_hold(session, cmd.trip_id, settled_ok=True)
+    hold = await wallets.release_hold(session, cmd.trip_id, settled_ok=True, user_id=cmd.rider_id)
     released = hold.amount_cents if hold is not None and hold.status == "released" else 0
     return {"released_cents": released}
 
@@ -51,9 +51,11 @@ async def send_cancellation(session: AsyncSession, command: SagaCommand) -> dict
     return {"notification_id": str(notification_id) if notification_id else None}
 
 
+# Each checks everything before its first write (a refused wallet save changes no row), so
+# none needs the participant's savepoint.
 HANDLERS: Mapping[str, CommandHandler] = {
-    ReserveCredits.event_type: reserve_credits,
-    ReleaseCredits.event_type: release_credits,
-    SendConfirmation.event_type: send_confirmation,
-    SendCancellation.event_type: send_cancellation,
+    ReserveCredits.event_type: checks_first(reserve_credits),
+    ReleaseCredits.event_type: checks_first(release_credits),
+    SendConfirmation.event_type: checks_first(send_confirmation),
+    SendCancellation.event_type: checks_first(send_cancellation),
 }

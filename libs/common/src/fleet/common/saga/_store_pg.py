@@ -1,0 +1,93 @@
+"""A saga's save as one PostgreSQL statement.
+
+The saga's INSERT (a new saga) or versioned UPDATE runs in a data-modifying CTE; the changed step
+rows are upserted from arrays (`unnest`, one statement shape whatever their number) joined to that
+CTE, so they are written only if the saga's row was. The statement answers 1 if it was, 0 if the
+version moved meanwhile. JSON values travel as text and datetimes as `timestamptz`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Table, TextClause, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fleet.common.saga._model import SagaState, StepState
+
+_INSERT_SAGA = """INSERT INTO {sagas} (id, name, status, current_step, data, error, version,
+        created_at, updated_at, deadline_at)
+    VALUES (:id, :name, :status, :current_step, CAST(:data AS JSON), :error, :version,
+        :created_at, :updated_at, :deadline_at)
+    RETURNING id"""
+
+_UPDATE_SAGA = """UPDATE {sagas} SET status = :status, current_step = :current_step,
+        data = CAST(:data AS JSON), error = :error, version = :version + 1,
+        updated_at = :updated_at, deadline_at = :deadline_at
+    WHERE id = :id AND version = :version
+    RETURNING id"""
+
+_UPSERT_STEPS = """INSERT INTO {steps} (saga_id, idx, phase, name, status, attempts, started_at,
+        finished_at, error, result)
+    SELECT saga.id, s.idx, s.phase, s.name, s.status, s.attempts, s.started_at, s.finished_at,
+        s.error, CAST(s.result AS JSON)
+    FROM saga, unnest(CAST(:s_idx AS INTEGER[]), CAST(:s_phase AS VARCHAR[]),
+        CAST(:s_name AS VARCHAR[]), CAST(:s_status AS VARCHAR[]), CAST(:s_attempts AS INTEGER[]),
+        CAST(:s_started_at AS TIMESTAMPTZ[]), CAST(:s_finished_at AS TIMESTAMPTZ[]),
+        CAST(:s_error AS TEXT[]), CAST(:s_result AS TEXT[]))
+        AS s(idx, phase, name, status, attempts, started_at, finished_at, error, result)
+    ON CONFLICT (saga_id, idx, phase) DO UPDATE SET status = EXCLUDED.status,
+        attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at,
+        finished_at = EXCLUDED.finished_at, error = EXCLUDED.error, result = EXCLUDED.result"""
+
+
+def save_statement(
+    sagas: Table,
+    steps: Table,
+    session: AsyncSession,
+    state: SagaState,
+    changed: Sequence[StepState],
+) -> tuple[TextClause, dict[str, Any]]:
+    """The statement saving `state` (its `changed` steps only) and its parameters."""
+    preparer = session.get_bind().dialect.identifier_preparer
+    statement = _statement(
+        preparer.format_table(sagas), preparer.format_table(steps), not state.stored, bool(changed)
+    )
+    params: dict[str, Any] = {
+        "id": state.id,
+        "status": state.status.value,
+        "current_step": state.current_step,
+        "data": json.dumps(state.data),
+        "error": state.error,
+        "version": state.version,
+        "updated_at": state.updated_at,
+        "deadline_at": state.deadline_at,
+    }
+    if not state.stored:
+        params.update(name=state.name, created_at=state.created_at)
+    if changed:
+        params.update(
+            s_idx=[s.idx for s in changed],
+            s_phase=[s.phase.value for s in changed],
+            s_name=[s.name for s in changed],
+            s_status=[s.status.value for s in changed],
+            s_attempts=[s.attempts for s in changed],
+            s_started_at=[s.started_at for s in changed],
+            s_finished_at=[s.finished_at for s in changed],
+            s_error=[s.error for s in changed],
+            s_result=[None if s.result is None else json.dumps(s.result) for s in changed],
+        )
+    return statement, params
+
+
+@lru_cache(maxsize=64)
+def _statement(sagas: str, steps: str, new: bool, with_steps: bool) -> TextClause:
+    saga = (_INSERT_SAGA if new else _UPDATE_SAGA).format(sagas=sagas)
+    ctes = f"WITH saga AS ({saga})"
+    if with_steps:
+        ctes += f", written_steps AS ({_UPSERT_STEPS.format(steps=steps)})"
+    # Only the tables' names, quoted by the dialect, are formatted in; every value is bound.
+    return text(f"{ctes} SELECT count(*) FROM saga")  # noqa: S608

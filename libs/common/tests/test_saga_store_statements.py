@@ -1,0 +1,267 @@
+"""The saga store's few statements: one query per load, one statement per save (PostgreSQL),
+and what they must not lose on the way (a concurrent writer's steps, exact values, atomicity)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import JSON, Column, Integer, String, Table, event, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fleet.common.db import Database, service_metadata
+from fleet.common.saga import (
+    Phase,
+    SagaCommand,
+    SagaDefinition,
+    SagaEngine,
+    SagaInstance,
+    SagaStatus,
+    Step,
+    StepStatus,
+    no_savepoint,
+    saga_tables,
+)
+from fleet.common.saga._store import SagaStore
+
+SCHEMA = "saga_store_test"
+METADATA = service_metadata(SCHEMA)
+TABLES = saga_tables(METADATA)
+OUTBOX = Table(
+    "outbox",
+    METADATA,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(200), nullable=False, unique=True),
+    Column("body", JSON, nullable=False),
+)
+NOTES = Table("notes", METADATA, Column("saga_id", String(36), primary_key=True))
+
+# The booking saga's shape once quoting is local: a local step first, then remote ones.
+BOOKING = SagaDefinition(
+    "booking",
+    [
+        Step("quote-fare", "trip.quote-fare", local=True),
+        Step("reserve-credits", "user.reserve-credits", "user.release-credits"),
+        Step("create-trip", "trip.create-trip", "trip.cancel-trip", local=True),
+        Step("send-confirmation", "user.send-confirmation"),
+    ],
+)
+
+
+async def send(session: AsyncSession, command: SagaCommand) -> None:
+    await session.execute(
+        insert(OUTBOX).values(message_id=command.message_id, body=command.to_dict())
+    )
+
+
+async def quote(session: AsyncSession, saga: SagaInstance) -> dict[str, Any]:
+    await session.execute(insert(NOTES).values(saga_id=str(saga.id)))
+    return {"fare_cents": 1250}
+
+
+async def assign(_session: AsyncSession, _saga: SagaInstance) -> dict[str, Any]:
+    return {"trip": "assigned"}
+
+
+async def unassign(_session: AsyncSession, _saga: SagaInstance) -> None:
+    return None
+
+
+def make_engine(**locals_: Any) -> SagaEngine:
+    actions = {"quote-fare": quote, "create-trip": assign} | locals_
+    return SagaEngine(BOOKING, send, actions, {"create-trip": unassign}, tables=TABLES)
+
+
+@pytest.fixture
+async def db(backend_url: str) -> AsyncIterator[Database]:
+    database = Database(backend_url, SCHEMA)
+    async with database.engine.begin() as conn:
+        if not database.is_sqlite:
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
+        await conn.run_sync(METADATA.create_all)
+    yield database
+    await database.dispose()
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    """The SQL statements `db` sends while the block runs (BEGIN and COMMIT are not included)."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.split()).upper())
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
+async def last_command(db: Database) -> SagaCommand:
+    async with db.session() as s:
+        body = (await s.execute(select(OUTBOX.c.body).order_by(OUTBOX.c.seq.desc()))).first()
+    assert body is not None
+    return SagaCommand.from_dict(body[0])
+
+
+async def reply(db: Database, engine: SagaEngine, **kwargs: Any) -> SagaInstance | None:
+    command = await last_command(db)
+    async with db.transaction() as s:
+        return await engine.handle_reply(s, command.reply(success=True, **kwargs))
+
+
+async def test_on_postgresql_start_and_each_reply_write_the_saga_with_one_statement(
+    db: Database,
+) -> None:
+    if db.is_sqlite:
+        pytest.skip("statement counts are PostgreSQL's")
+    engine = make_engine(**{"create-trip": no_savepoint(assign)})
+    saga_id = uuid.uuid4()
+
+    with statements(db) as started:
+        async with db.transaction() as s:
+            await engine.start(s, saga_id, {"rider": "r-1"})
+
+    async def answer_last() -> tuple[list[str], SagaInstance | None]:
+        command = await last_command(db)
+        with statements(db) as seen:
+            async with db.transaction() as s:
+                outcome = await engine.handle_reply(s, command.reply(success=True))
+        return seen, outcome
+
+    replied, _ = await answer_last()  # reserve-credits; create-trip runs locally, unguarded
+    completed, done = await answer_last()
+
+    # start: the local quote in its savepoint, the command, then the saga and its steps at once
+    assert [s.split(" ")[0] for s in started] == [
+        "SAVEPOINT",
+        "INSERT",
+        "RELEASE",
+        "INSERT",
+        "WITH",
+    ]
+    # a reply: one locking load, the next command, one save; no savepoint for a marked step
+    assert [s.split(" ")[0] for s in replied] == ["SELECT", "INSERT", "WITH"]
+    assert [s.split(" ")[0] for s in completed] == ["SELECT", "WITH"]
+    assert done is not None
+    assert done.status is SagaStatus.COMPLETED
+
+
+async def test_a_saga_whose_first_step_is_local_leaves_nothing_when_its_transaction_rolls_back(
+    db: Database,
+) -> None:
+    # On SQLite the savepoint of the first local step must not be the transaction's first
+    # statement: its RELEASE would commit it.
+    engine = make_engine()
+    saga_id = uuid.uuid4()
+
+    async def start_then_fail() -> None:
+        async with db.transaction() as s:
+            await engine.start(s, saga_id, {"rider": "r-1"})
+            raise RuntimeError("the owner's own write failed")
+
+    with pytest.raises(RuntimeError):
+        await start_then_fail()
+
+    async with db.session() as s:
+        assert await engine.get(s, saga_id) is None
+        assert (await s.execute(select(NOTES))).all() == []
+        assert (await s.execute(select(OUTBOX))).all() == []
+
+
+async def test_a_saved_saga_loads_back_exactly(db: Database) -> None:
+    engine = make_engine()
+    saga_id = uuid.uuid4()
+    async with db.transaction() as s:
+        started = await engine.start(s, saga_id, {"rider": "r-1", "note": 'quoted "ünïcode"'})
+    await reply(db, engine, result={"hold": {"id": "h-1", "cents": [1, 2]}})
+    command = await last_command(db)
+    async with db.transaction() as s:
+        failed = await engine.handle_reply(
+            s, command.reply(success=False, error="push: 'down' \\ 100%")
+        )
+
+    async with db.session() as s:
+        loaded = await engine.get(s, saga_id)
+    assert loaded is not None
+    assert loaded == failed
+    assert loaded.status is SagaStatus.COMPENSATING
+    assert loaded.data["note"] == 'quoted "ünïcode"'
+    assert loaded.created_at == started.created_at
+    assert [(r.name, r.phase.value, r.status.value, r.attempts) for r in loaded.steps] == [
+        ("quote-fare", "action", "succeeded", 1),
+        ("reserve-credits", "action", "succeeded", 1),
+        ("reserve-credits", "compensation", "compensating", 1),
+        ("create-trip", "action", "succeeded", 1),
+        ("create-trip", "compensation", "compensated", 1),
+        ("send-confirmation", "action", "failed", 1),
+    ]
+    steps = {(r.name, r.phase): r for r in loaded.steps}
+    assert steps["quote-fare", Phase.ACTION].result == {"fare_cents": 1250}
+    assert steps["reserve-credits", Phase.ACTION].result == {"hold": {"id": "h-1", "cents": [1, 2]}}
+    assert steps["send-confirmation", Phase.ACTION].error == "push: 'down' \\ 100%"
+    assert steps["reserve-credits", Phase.COMPENSATION].finished_at is None
+    assert all(r.started_at is not None and r.started_at.tzinfo is dt.UTC for r in loaded.steps)
+
+
+async def test_a_locking_load_that_waited_for_a_concurrent_save_sees_that_saves_steps(
+    db: Database,
+) -> None:
+    engine, store = make_engine(), SagaStore(TABLES)
+    saga_id = uuid.uuid4()
+    async with db.transaction() as s:
+        started = await engine.start(s, saga_id, {"rider": "r-1"})
+    saved = asyncio.Event()
+
+    async def writer() -> None:
+        async with db.transaction() as s:
+            state = await store.load(s, saga_id, lock=True)
+            assert state is not None
+            record = state.action(1)
+            record.status, record.attempts = StepStatus.SUCCEEDED, 7
+            state.compensation(1, "reserve-credits").status = StepStatus.COMPENSATING
+            await store.save(s, state)
+            saved.set()
+            await asyncio.sleep(0.3)  # the reader queues behind this lock meanwhile
+
+    async def reader() -> tuple[int, StepStatus, int, int]:
+        await saved.wait()
+        async with db.transaction() as s:
+            state = await store.load(s, saga_id, lock=True)
+        assert state is not None
+        record = state.action(1)
+        return state.version, record.status, record.attempts, len(state.steps)
+
+    _, seen = await asyncio.gather(writer(), reader())
+
+    assert seen == (started.version + 1, StepStatus.SUCCEEDED, 7, 5)
+
+
+async def test_a_local_step_marked_no_savepoint_that_fails_is_compensated_without_one(
+    db: Database,
+) -> None:
+    async def refuse(_session: AsyncSession, _saga: SagaInstance) -> None:
+        raise LookupError("the trip is gone")
+
+    engine = make_engine(**{"create-trip": no_savepoint(refuse)})
+    saga_id = uuid.uuid4()
+    async with db.transaction() as s:
+        await engine.start(s, saga_id, {"rider": "r-1"})
+    command = await last_command(db)
+
+    with statements(db) as seen:
+        async with db.transaction() as s:
+            after = await engine.handle_reply(s, command.reply(success=True))
+
+    assert after is not None
+    assert after.status is SagaStatus.COMPENSATING
+    assert after.error == "step create-trip failed: LookupError: the trip is gone"
+    assert not any(statement.startswith("SAVEPOINT") for statement in seen)
+    release = await last_command(db)
+    assert (release.step, release.phase) == ("reserve-credits", Phase.COMPENSATION)
