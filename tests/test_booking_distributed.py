@@ -225,10 +225,11 @@ async def test_a_trip_service_killed_mid_saga_finishes_the_saga_after_restart(
     stack.start_service("trip")
     trip = await api.settled(rider, trip["id"], within=30)
     wallet = await api.wallet(rider)
+    saga = await api.get(rider, f"/sagas/{trip['saga_id']}")  # named in a failure
     if trip["status"] == "confirmed":
-        assert wallet["held_cents"] == trip["quoted_fare_cents"]
+        assert wallet["held_cents"] == trip["quoted_fare_cents"], saga
     else:
-        assert wallet["held_cents"] == 0
+        assert wallet["held_cents"] == 0, saga
 
 
 async def test_a_step_that_times_out_is_compensated(api: Platform, stack: DistributedStack) -> None:

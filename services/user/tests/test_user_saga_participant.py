@@ -161,6 +161,32 @@ async def test_release_of_an_unknown_trip_succeeds_and_changes_nothing(
     assert await wallet_of(rider) == {"balance_cents": 700, "held_cents": 0, "available_cents": 700}
 
 
+async def test_a_reserve_overtaken_by_its_release_holds_nothing(
+    funded_rider: RiderFactory,
+    send_command: SendCommand,
+    saga_replies: Captured,
+    wallet_of: WalletOf,
+) -> None:
+    # Both were queued while the orchestrator was down and the release was handled first: the
+    # late reserve must not hold credits that no compensation will ever release.
+    rider = await funded_rider(2000)
+    trip_id, saga_id = uuid.uuid4(), uuid.uuid4()
+    release = {"trip_id": trip_id, "rider_id": rider.id}
+    await send_command(RELEASE, release, saga_id=saga_id, phase=Phase.COMPENSATION)
+    [released] = await saga_replies.wait_for(saga_id=saga_id, phase="compensation")
+    assert released.data["result"] == {"released_cents": 0}
+
+    await send_command(RESERVE, _reserve(rider, trip_id, 800), saga_id=saga_id)
+    [late] = await saga_replies.wait_for(saga_id=saga_id, phase="action")
+    assert late.data["success"] is True
+    assert late.data["result"] == {"held_cents": 0}
+    assert await wallet_of(rider) == {
+        "balance_cents": 2000,
+        "held_cents": 0,
+        "available_cents": 2000,
+    }
+
+
 async def test_send_confirmation_twice_notifies_the_rider_once(
     client: httpx.AsyncClient,
     rider: Account,

@@ -112,17 +112,24 @@ async def reserve_credits(
 
 
 async def release_hold(
-    session: AsyncSession, reference: uuid.UUID, *, settled_ok: bool = False
+    session: AsyncSession,
+    reference: uuid.UUID,
+    *,
+    settled_ok: bool = False,
+    user_id: uuid.UUID | None = None,
 ) -> Hold | None:
     """Give a hold's credits back in the caller's transaction (see `release_credits`).
 
     With `settled_ok`, a captured hold is left as it is instead of raising HoldNotActive: a
     compensation or a cancellation arriving after the capture has nothing left to free.
+    With `user_id` (the saga's compensation), a reference never held is remembered as released:
+    the compensation may overtake its own action (both queued while the orchestrator was down,
+    handled concurrently), and the late `reserve-credits` must then hold nothing.
     """
     repo = SqlWalletRepository(session)
     found = await repo.hold(reference)
     if found is None:
-        return None
+        return await _remember_release(repo, reference, user_id) if user_id else None
     wallet = await _locked(repo, found.user_id)
     # Re-read under the wallet lock: a concurrent duplicate may have settled it meanwhile.
     hold = await repo.hold(reference) or found
@@ -133,6 +140,19 @@ async def release_hold(
     await repo.save(wallet, version)
     await repo.save_hold(hold)
     return hold
+
+
+async def _remember_release(
+    repo: SqlWalletRepository, reference: uuid.UUID, user_id: uuid.UUID
+) -> Hold | None:
+    # The wallet lock orders this with a concurrent `hold_credits` of the same reference.
+    if await repo.get(user_id, for_update=True) is None:
+        return None
+    if await repo.hold(reference) is not None:  # its action landed meanwhile: release that
+        return await release_hold(repo.session, reference, settled_ok=True)
+    tombstone = Hold(uuid.uuid4(), user_id, reference, 0, status="released")
+    await repo.add_hold(tombstone)
+    return tombstone
 
 
 async def release_credits(db: Database, reference: uuid.UUID) -> Hold | None:
