@@ -19,7 +19,7 @@ import orjson
 from benchkit.report import Latency
 from fleet.platform.services import module_named
 
-PARTICIPANTS = ("user", "vehicle", "billing")
+PARTICIPANTS = ("user", "vehicle")  # billing left the booking saga (ADR 0007)
 HOPS = (
     ("command: outbox → published (trip relay)", "cmd_created", "cmd_published"),
     ("command: published → claimed (broker, consumer)", "cmd_published", "cmd_claimed"),
