@@ -138,3 +138,23 @@ async def test_ready_is_503_when_a_dependency_is_down(tmp_path: Path) -> None:
         assert r.status_code == 503
         assert r.json()["checks"]["demo.db"].startswith("down")
         assert (await c.get("/health")).status_code == 200
+
+
+async def test_a_server_process_freezes_its_startup_heap(tmp_path: Path) -> None:
+    import gc
+
+    module = ServiceModule(
+        name="demo",
+        schema="demo",
+        metadata=service_metadata("demo"),
+        routers=[router],
+        migrations=tmp_path,
+    )
+    settings = Settings(env="test", data_dir=tmp_path, log_level="WARNING", gc_freeze=True)
+    assert gc.get_freeze_count() == 0
+    try:
+        async with app_client(create_app([module], settings)) as c:
+            assert (await c.get("/health")).status_code == 200
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -27,8 +28,12 @@ HostOpt = Annotated[str, typer.Option(help="Interface to bind.")]
 PortOpt = Annotated[int, typer.Option(help="TCP port.")]
 
 
-def _settings(data_dir: Path | None) -> Settings:
-    overrides = {"data_dir": data_dir} if data_dir else {}
+def _settings(data_dir: Path | None = None) -> Settings:
+    """The process's settings; a server process freezes its startup heap unless
+    FLEET_GC_FREEZE says otherwise."""
+    overrides: dict[str, object] = {"data_dir": data_dir} if data_dir else {}
+    if "FLEET_GC_FREEZE" not in os.environ:
+        overrides["gc_freeze"] = True
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
@@ -70,7 +75,7 @@ def serve(
 ) -> None:
     """Serve one service (distributed mode; DATABASE_URL chooses the database)."""
     _check_service(service)
-    settings = Settings()
+    settings = _settings()
     console.print(f"[bold]Fleet {service} service[/] on http://{host}:{port}")
     _serve(service_app(service, settings, migrate=migrate), host, port)
 

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias=_env("FLEET_LOG_LEVEL"))
     log_json: bool = Field(True, validation_alias=_env("FLEET_LOG_JSON"))
     sql_echo: bool = Field(False, validation_alias=_env("FLEET_SQL_ECHO"))
+    # Server processes (`fleet serve`, `fleet run`) freeze what startup built out of the garbage
+    # collector's full passes; off where many apps start in one process (tests).
+    gc_freeze: bool = Field(False, validation_alias=_env("FLEET_GC_FREEZE"))
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Settings:
