@@ -116,11 +116,10 @@ async def reply(db: Database, engine: SagaEngine, **kwargs: Any) -> SagaInstance
         return await engine.handle_reply(s, command.reply(success=True, **kwargs))
 
 
+@pytest.mark.parametrize("backend_url", ["postgres"], indirect=True)  # PostgreSQL's counts
 async def test_on_postgresql_start_and_each_reply_write_the_saga_with_one_statement(
     db: Database,
 ) -> None:
-    if db.is_sqlite:
-        pytest.skip("statement counts are PostgreSQL's")
     engine = make_engine(**{"create-trip": no_savepoint(assign)})
     saga_id = uuid.uuid4()
 
