@@ -254,4 +254,19 @@ async def test_migration_builds_the_seed_index_newest_first_and_rolls_back(
     await migrations.downgrade(db, module().migrations)
     assert await migrations.current_revision(db) is None
     await migrations.upgrade(db, module().migrations)
-    assert await migrations.current_revision(db) == "0003"
+    assert await migrations.current_revision(db) == "0004"
+
+
+async def test_migration_indexes_trips_by_vehicle_and_status_for_tracking(
+    make_db: MakeDb,
+) -> None:
+    db = await make_db(module())
+    query = (
+        "SELECT sql FROM sqlite_master WHERE name = :name"
+        if db.is_sqlite
+        else "SELECT indexdef FROM pg_indexes WHERE indexname = :name"
+    )
+    async with db.session() as s:
+        ddl = (await s.execute(text(query), {"name": "ix_trips_vehicle_status"})).scalar()
+    assert ddl is not None
+    assert "vehicle_id, status" in ddl

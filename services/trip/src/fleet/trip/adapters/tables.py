@@ -83,6 +83,8 @@ tracking_points = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
 )
 Index("ix_trips_saga_id", trips.c.saga_id)
+# Telemetry finds the in-progress trip of each reporting vehicle (trip tracking).
+Index("ix_trips_vehicle_status", trips.c.vehicle_id, trips.c.status)
 Index(
     "ix_tracking_points_trip_recorded",
     tracking_points.c.trip_id,
