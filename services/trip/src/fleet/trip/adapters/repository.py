@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.pagination import PageParams, newest_first
@@ -32,6 +32,15 @@ _MUTABLE = (
     "started_at",
     "completed_at",
     "cancelled_at",
+)
+
+# The booking saga's hooks run these per message: built once, executed with parameters.
+_GET = select(trips).where(trips.c.id == bindparam("p_id"))
+_LOCK = _GET.with_for_update()
+_SAVE = (
+    update(trips)
+    .where(trips.c.id == bindparam("p_id"), trips.c.version == bindparam("p_version"))
+    .values({name: bindparam(name) for name in (*_MUTABLE, "version")})
 )
 
 
@@ -101,10 +110,8 @@ class SqlTripRepository:
 
     async def get(self, trip_id: uuid.UUID, *, lock: bool = False) -> Trip | None:
         """The trip; `lock` takes its row lock until the transaction ends (PostgreSQL)."""
-        stmt = select(trips).where(trips.c.id == trip_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        row = (await self.session.execute(stmt)).first()
+        stmt = _LOCK if lock else _GET
+        row = (await self.session.execute(stmt, {"p_id": trip_id})).first()
         return _trip(row) if row else None
 
     async def get_by_idempotency_key(self, rider_id: uuid.UUID, key: str) -> Trip | None:
@@ -131,12 +138,9 @@ class SqlTripRepository:
     async def save(self, trip: Trip) -> None:
         """Write the trip's changes if nobody saved it since it was read, else `StaleTrip`."""
         values = _row_values(trip)
-        stmt = (
-            update(trips)
-            .where(trips.c.id == trip.id, trips.c.version == trip.version)
-            .values({**{name: values[name] for name in _MUTABLE}, "version": trip.version + 1})
-        )
-        result: Any = await self.session.execute(stmt)
+        params = {name: values[name] for name in _MUTABLE}
+        params.update(p_id=trip.id, p_version=trip.version, version=trip.version + 1)
+        result: Any = await self.session.execute(_SAVE, params)
         if result.rowcount != 1:
             raise StaleTrip(trip.id, trip.version)
         trip.version += 1

@@ -5,12 +5,35 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import insert_for, utcnow
 from fleet.common.pagination import PageParams, newest_first
 from fleet.user.adapters.tables import feedback, notifications
+
+# The booking saga's send-confirmation runs these per message: built once (the INSERT per dialect),
+# executed with parameters.
+_ADDS_ONCE: dict[str, Any] = {}
+_FIND_ONCE = select(notifications.c.id).where(
+    notifications.c.user_id == bindparam("user_id"),
+    notifications.c.kind == bindparam("kind"),
+    notifications.c.reference == bindparam("reference"),
+)
+
+
+def _add_once_statement(session: AsyncSession) -> Any:
+    dialect = session.get_bind().dialect.name
+    stmt = _ADDS_ONCE.get(dialect)
+    if stmt is None:
+        columns = ("id", "user_id", "kind", "reference", "title", "body", "created_at")
+        stmt = _ADDS_ONCE[dialect] = (
+            insert_for(dialect, notifications)
+            .values({name: bindparam(name) for name in columns})
+            .on_conflict_do_nothing(index_elements=["user_id", "kind", "reference"])
+            .returning(notifications.c.id)
+        )
+    return stmt
 
 
 class SqlNotificationRepository:
@@ -30,29 +53,22 @@ class SqlNotificationRepository:
         self, user_id: uuid.UUID, kind: str, reference: uuid.UUID, title: str, body: str
     ) -> uuid.UUID:
         """Add the user's `kind` notification about `reference` unless it exists; its id."""
-        stmt = (
-            insert_for(self.session, notifications)
-            .values(
-                id=uuid.uuid4(),
-                user_id=user_id,
-                kind=kind,
-                reference=reference,
-                title=title,
-                body=body,
-                created_at=utcnow(),
+        params = {"user_id": user_id, "kind": kind, "reference": reference}
+        added: uuid.UUID | None = (
+            await self.session.execute(
+                _add_once_statement(self.session),
+                {
+                    **params,
+                    "id": uuid.uuid4(),
+                    "title": title,
+                    "body": body,
+                    "created_at": utcnow(),
+                },
             )
-            .on_conflict_do_nothing(index_elements=["user_id", "kind", "reference"])
-            .returning(notifications.c.id)
-        )
-        added: uuid.UUID | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        ).scalar_one_or_none()
         if added is not None:
             return added
-        existing = select(notifications.c.id).where(
-            notifications.c.user_id == user_id,
-            notifications.c.kind == kind,
-            notifications.c.reference == reference,
-        )
-        found: uuid.UUID = (await self.session.execute(existing)).scalar_one()
+        found: uuid.UUID = (await self.session.execute(_FIND_ONCE, params)).scalar_one()
         return found
 
     async def get(self, notification_id: uuid.UUID) -> Any | None:

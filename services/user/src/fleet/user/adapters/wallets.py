@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import utcnow
@@ -31,6 +31,32 @@ class LedgerEntry:
     balance_after_cents: int
     held_after_cents: int
     created_at: dt.datetime
+
+
+# The saga's hot paths run these per call: built once, executed with parameters.
+_GET_WALLET = select(wallets).where(wallets.c.user_id == bindparam("p_user_id"))
+_LOCK_WALLET = _GET_WALLET.with_for_update()
+_SAVE_WALLET = (
+    update(wallets)
+    .where(wallets.c.user_id == bindparam("p_user_id"), wallets.c.version == bindparam("p_version"))
+    .values(
+        balance_cents=bindparam("balance_cents"),
+        held_cents=bindparam("held_cents"),
+        version=bindparam("version"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+_GET_HOLD = select(credit_holds).where(credit_holds.c.reference == bindparam("p_reference"))
+_ADD_HOLD = credit_holds.insert()
+_SAVE_HOLD = (
+    update(credit_holds)
+    .where(credit_holds.c.id == bindparam("p_id"))
+    .values(
+        status=bindparam("status"),
+        captured_cents=bindparam("captured_cents"),
+        updated_at=bindparam("updated_at"),
+    )
+)
 
 
 def _wallet(row: Any) -> Wallet:
@@ -52,10 +78,8 @@ class SqlWalletRepository:
         self.session = session
 
     async def get(self, user_id: uuid.UUID, *, for_update: bool = False) -> Wallet | None:
-        stmt = select(wallets).where(wallets.c.user_id == user_id)
-        if for_update:
-            stmt = stmt.with_for_update()
-        row = (await self.session.execute(stmt)).first()
+        stmt = _LOCK_WALLET if for_update else _GET_WALLET
+        row = (await self.session.execute(stmt, {"p_user_id": user_id})).first()
         return _wallet(row) if row else None
 
     async def add(self, wallet: Wallet) -> None:
@@ -72,43 +96,48 @@ class SqlWalletRepository:
     async def save(self, wallet: Wallet, expected_version: int) -> None:
         """Write the wallet back, provided nobody changed it since it was read."""
         result: Any = await self.session.execute(
-            update(wallets)
-            .where(wallets.c.user_id == wallet.user_id, wallets.c.version == expected_version)
-            .values(
-                balance_cents=wallet.balance_cents,
-                held_cents=wallet.held_cents,
-                version=wallet.version,
-                updated_at=utcnow(),
-            )
+            _SAVE_WALLET,
+            {
+                "p_user_id": wallet.user_id,
+                "p_version": expected_version,
+                "balance_cents": wallet.balance_cents,
+                "held_cents": wallet.held_cents,
+                "version": wallet.version,
+                "updated_at": utcnow(),
+            },
         )
         if result.rowcount != 1:
             raise ConflictError("the wallet changed concurrently; retry")
 
     async def hold(self, reference: uuid.UUID) -> Hold | None:
-        stmt = select(credit_holds).where(credit_holds.c.reference == reference)
-        row = (await self.session.execute(stmt)).first()
+        row = (await self.session.execute(_GET_HOLD, {"p_reference": reference})).first()
         return _hold(row) if row else None
 
     async def add_hold(self, hold: Hold) -> None:
         now = utcnow()
         await self.session.execute(
-            credit_holds.insert().values(
-                id=hold.id,
-                user_id=hold.user_id,
-                reference=hold.reference,
-                amount_cents=hold.amount_cents,
-                status=hold.status,
-                captured_cents=hold.captured_cents,
-                created_at=now,
-                updated_at=now,
-            )
+            _ADD_HOLD,
+            {
+                "id": hold.id,
+                "user_id": hold.user_id,
+                "reference": hold.reference,
+                "amount_cents": hold.amount_cents,
+                "status": hold.status,
+                "captured_cents": hold.captured_cents,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
 
     async def save_hold(self, hold: Hold) -> None:
         await self.session.execute(
-            update(credit_holds)
-            .where(credit_holds.c.id == hold.id)
-            .values(status=hold.status, captured_cents=hold.captured_cents, updated_at=utcnow())
+            _SAVE_HOLD,
+            {
+                "p_id": hold.id,
+                "status": hold.status,
+                "captured_cents": hold.captured_cents,
+                "updated_at": utcnow(),
+            },
         )
 
     async def holds_of(self, user_id: uuid.UUID) -> list[Hold]:

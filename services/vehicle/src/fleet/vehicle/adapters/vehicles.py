@@ -7,7 +7,7 @@ import math
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import utcnow
@@ -33,6 +33,39 @@ _MUTABLE = (
     "reserved_trip_id",
 )
 
+# The booking saga's hot paths run these per call: built once, executed with parameters.
+_GET = select(*_ENTITY_COLUMNS).where(vehicles.c.id == bindparam("p_id"))
+_LOCK = _GET.with_for_update()
+_RESERVED_FOR = select(*_ENTITY_COLUMNS).where(
+    vehicles.c.reserved_trip_id == bindparam("p_trip_id")
+)
+_SAVE = (
+    update(vehicles)
+    .where(vehicles.c.id == bindparam("p_id"), vehicles.c.version == bindparam("p_version"))
+    .values({name: bindparam(name) for name in (*_MUTABLE, "version", "updated_at")})
+)
+
+
+def _nearest_statement() -> Select[Any]:
+    """The available vehicle nearest a point in a box that neither wraps nor spans the globe
+    (a local circle's), ranked by a flat-earth distance; rows other transactions hold skipped."""
+    dlat = vehicles.c.lat - bindparam("p_lat")
+    dlon = vehicles.c.lon - bindparam("p_lon")
+    return (
+        select(*_ENTITY_COLUMNS)
+        .where(
+            vehicles.c.status == VehicleStatus.AVAILABLE.value,
+            vehicles.c.lat.between(bindparam("p_min_lat"), bindparam("p_max_lat")),
+            vehicles.c.lon.between(bindparam("p_min_lon"), bindparam("p_max_lon")),
+        )
+        .order_by(dlat * dlat + dlon * dlon * bindparam("p_scale"), vehicles.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
+_NEAREST = _nearest_statement()
+
 
 class StaleVehicleError(ConflictError):
     """Someone else saved the vehicle between our read and our write."""
@@ -57,10 +90,8 @@ class SqlVehicleRepository:
 
     async def get(self, vehicle_id: uuid.UUID, *, for_update: bool = False) -> Vehicle | None:
         """The vehicle; with `for_update`, its row stays locked until the transaction ends."""
-        stmt = select(*_ENTITY_COLUMNS).where(vehicles.c.id == vehicle_id)
-        if for_update:
-            stmt = stmt.with_for_update()
-        row = (await self.session.execute(stmt)).first()
+        stmt = _LOCK if for_update else _GET
+        row = (await self.session.execute(stmt, {"p_id": vehicle_id})).first()
         return _vehicle(row) if row else None
 
     async def vin_taken(self, vin: str) -> bool:
@@ -76,12 +107,10 @@ class SqlVehicleRepository:
         now = utcnow()
         values: dict[str, Any] = {name: getattr(vehicle, name) for name in _MUTABLE}
         values["status"] = vehicle.status.value
-        stmt = (
-            update(vehicles)
-            .where(vehicles.c.id == vehicle.id, vehicles.c.version == vehicle.version)
-            .values(**values, version=vehicle.version + 1, updated_at=now)
+        values.update(
+            p_id=vehicle.id, p_version=vehicle.version, version=vehicle.version + 1, updated_at=now
         )
-        result: Any = await self.session.execute(stmt)
+        result: Any = await self.session.execute(_SAVE, values)
         if result.rowcount != 1:
             raise StaleVehicleError(f"vehicle {vehicle.id} was changed concurrently; retry")
         vehicle.version += 1
@@ -107,8 +136,7 @@ class SqlVehicleRepository:
         return [_vehicle(r) for r in await self.session.execute(stmt)]
 
     async def reserved_for(self, trip_id: uuid.UUID) -> Vehicle | None:
-        stmt = select(*_ENTITY_COLUMNS).where(vehicles.c.reserved_trip_id == trip_id)
-        row = (await self.session.execute(stmt)).first()
+        row = (await self.session.execute(_RESERVED_FOR, {"p_trip_id": trip_id})).first()
         return _vehicle(row) if row else None
 
     async def available_in_box(self, area: Circle) -> list[Vehicle]:
@@ -127,16 +155,17 @@ class SqlVehicleRepository:
         """
         if not area.is_local:
             raise ValueError("a flat-earth ranking needs a local circle")
-        scale = math.cos(math.radians(area.lat)) ** 2
-        dlat, dlon = vehicles.c.lat - area.lat, vehicles.c.lon - area.lon
-        stmt = (
-            select(*_ENTITY_COLUMNS)
-            .where(vehicles.c.status == VehicleStatus.AVAILABLE.value, *self._in_box(area))
-            .order_by(dlat * dlat + dlon * dlon * scale, vehicles.c.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        row = (await self.session.execute(stmt)).first()
+        min_lat, max_lat, min_lon, max_lon = area.box()
+        params = {
+            "p_lat": area.lat,
+            "p_lon": area.lon,
+            "p_scale": math.cos(math.radians(area.lat)) ** 2,
+            "p_min_lat": min_lat,
+            "p_max_lat": max_lat,
+            "p_min_lon": min_lon,
+            "p_max_lon": max_lon,
+        }
+        row = (await self.session.execute(_NEAREST, params)).first()
         return _vehicle(row) if row else None
 
     @staticmethod
