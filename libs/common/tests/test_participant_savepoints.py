@@ -4,12 +4,11 @@ first: either way a refused command writes nothing but its reply."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Column, String, Table, event, insert, select, text
+from sqlalchemy import Column, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import Database, service_metadata
@@ -19,6 +18,7 @@ from fleet.common.outbox import enqueue, handle_once, inbox_table, outbox_table
 from fleet.common.participant import CommandHandler, checks_first, saga_participant
 from fleet.common.runtime import ServiceRuntime
 from fleet.common.saga import Phase, SagaCommand, SagaReply
+from fleet.common.testing import recorded_statements, tables_database
 
 SCHEMA = "participant_savepoint_test"
 METADATA = service_metadata(SCHEMA)
@@ -55,27 +55,8 @@ async def hold_then_check(session: AsyncSession, command: SagaCommand) -> Mappin
 
 @pytest.fixture
 async def db(backend_url: str) -> AsyncIterator[Database]:
-    database = Database(backend_url, SCHEMA)
-    async with database.engine.begin() as conn:
-        if not database.is_sqlite:
-            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
-        await conn.run_sync(METADATA.create_all)
-    yield database
-    await database.dispose()
-
-
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement.split(None, 1)[0].upper())
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    async with tables_database(backend_url, SCHEMA, METADATA) as database:
+        yield database
 
 
 async def deliver(db: Database, handler: CommandHandler, cents: int) -> list[str]:
@@ -99,9 +80,9 @@ async def deliver(db: Database, handler: CommandHandler, cents: int) -> list[str
         kind="command",
     )
     participant = saga_participant(cast(ServiceRuntime, Runtime()), {"wallet.hold": handler})
-    with statements(db) as seen:
+    with recorded_statements(db) as seen:
         await handle_once(db, "wallet.commands", participant, table=INBOX)(envelope)
-    return seen
+    return [statement.split(None, 1)[0] for statement in seen]
 
 
 async def outcome(db: Database) -> tuple[list[str], list[tuple[bool, str | None]]]:

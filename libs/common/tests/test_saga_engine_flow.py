@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Column, Integer, String, Table, Uuid, insert, select, text, update
+from sqlalchemy import JSON, Column, Integer, String, Table, Uuid, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import Database, service_metadata
@@ -27,6 +27,7 @@ from fleet.common.saga import (
     StepStatus,
     saga_tables,
 )
+from fleet.common.testing import tables_database
 
 SCHEMA = "saga_flow_test"
 METADATA = service_metadata(SCHEMA)
@@ -98,13 +99,8 @@ class Recorder:
 
 @pytest.fixture
 async def db(backend_url: str) -> AsyncIterator[Database]:
-    database = Database(backend_url, SCHEMA)
-    async with database.engine.begin() as conn:
-        if not database.is_sqlite:
-            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
-        await conn.run_sync(METADATA.create_all)
-    yield database
-    await database.dispose()
+    async with tables_database(backend_url, SCHEMA, METADATA) as database:
+        yield database
 
 
 @pytest.fixture

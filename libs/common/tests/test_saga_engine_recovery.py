@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Column, Integer, String, Table, insert, select, text
+from sqlalchemy import JSON, Column, Integer, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import Database, service_metadata
@@ -30,6 +30,7 @@ from fleet.common.saga import (
     saga_tables,
 )
 from fleet.common.saga._store import SagaStore
+from fleet.common.testing import tables_database
 
 SCHEMA = "saga_recovery_test"
 METADATA = service_metadata(SCHEMA)
@@ -88,13 +89,8 @@ async def cancel_trip(session: AsyncSession, saga: SagaInstance) -> None:
 
 @pytest.fixture
 async def db(backend_url: str) -> AsyncIterator[Database]:
-    database = Database(backend_url, SCHEMA)
-    async with database.engine.begin() as conn:
-        if not database.is_sqlite:
-            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
-        await conn.run_sync(METADATA.create_all)
-    yield database
-    await database.dispose()
+    async with tables_database(backend_url, SCHEMA, METADATA) as database:
+        yield database
 
 
 @pytest.fixture

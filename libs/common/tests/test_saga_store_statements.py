@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Column, Integer, String, Table, event, insert, select, text
+from sqlalchemy import JSON, Column, Integer, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import Database, service_metadata
@@ -28,6 +27,7 @@ from fleet.common.saga import (
     saga_tables,
 )
 from fleet.common.saga._store import SagaStore
+from fleet.common.testing import recorded_statements, tables_database
 
 SCHEMA = "saga_store_test"
 METADATA = service_metadata(SCHEMA)
@@ -79,28 +79,8 @@ def make_engine(**locals_: Any) -> SagaEngine:
 
 @pytest.fixture
 async def db(backend_url: str) -> AsyncIterator[Database]:
-    database = Database(backend_url, SCHEMA)
-    async with database.engine.begin() as conn:
-        if not database.is_sqlite:
-            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
-        await conn.run_sync(METADATA.create_all)
-    yield database
-    await database.dispose()
-
-
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    """The SQL statements `db` sends while the block runs (BEGIN and COMMIT are not included)."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(" ".join(statement.split()).upper())
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    async with tables_database(backend_url, SCHEMA, METADATA) as database:
+        yield database
 
 
 async def last_command(db: Database) -> SagaCommand:
@@ -123,13 +103,13 @@ async def test_on_postgresql_start_and_each_reply_write_the_saga_with_one_statem
     engine = make_engine(**{"create-trip": no_savepoint(assign)})
     saga_id = uuid.uuid4()
 
-    with statements(db) as started:
+    with recorded_statements(db) as started:
         async with db.transaction() as s:
             await engine.start(s, saga_id, {"rider": "r-1"})
 
     async def answer_last() -> tuple[list[str], SagaInstance | None]:
         command = await last_command(db)
-        with statements(db) as seen:
+        with recorded_statements(db) as seen:
             async with db.transaction() as s:
                 outcome = await engine.handle_reply(s, command.reply(success=True))
         return seen, outcome
@@ -254,7 +234,7 @@ async def test_a_local_step_marked_no_savepoint_that_fails_is_compensated_withou
         await engine.start(s, saga_id, {"rider": "r-1"})
     command = await last_command(db)
 
-    with statements(db) as seen:
+    with recorded_statements(db) as seen:
         async with db.transaction() as s:
             after = await engine.handle_reply(s, command.reply(success=True))
 

@@ -203,6 +203,15 @@ def require_rider(principal: Principal) -> Principal:
     return principal
 
 
+def require_role(principal: Principal, role: Role | None) -> Principal:
+    """`principal` if it has `role` (any role when None), else 403."""
+    if role == "operator":
+        return require_operator(principal)
+    if role == "rider":
+        return require_rider(principal)
+    return principal
+
+
 class BearerPrincipal(OAuth2PasswordBearer):
     """The bearer-token scheme (as documented in OpenAPI) that also verifies the token and,
     optionally, the role: one dependency per request instead of a chain of three, since FastAPI
@@ -215,12 +224,7 @@ class BearerPrincipal(OAuth2PasswordBearer):
         self.role = role
 
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
-        principal = principal_from(request, await super().__call__(request))
-        if self.role == "operator":
-            return require_operator(principal)
-        if self.role == "rider":
-            return require_rider(principal)
-        return principal
+        return require_role(principal_from(request, await super().__call__(request)), self.role)
 
 
 current_principal = BearerPrincipal()

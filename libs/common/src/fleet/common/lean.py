@@ -36,11 +36,12 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import TypeAdapter, ValidationError
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fleet.common.auth import Principal, Role, principal_from, require_operator, require_rider
+from fleet.common.auth import Principal, Role, principal_from, require_role
 from fleet.common.tracing import TracingMiddleware
 
 PathFormat = Literal["uuid", "string"]
@@ -53,14 +54,10 @@ BEARER_SCHEME = "OAuth2PasswordBearer"
 
 def bearer(request: Request, role: Role | None = None) -> Principal:
     """The verified caller (401 without a valid bearer token; 403 if `role` does not match)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    principal = principal_from(request, token.strip() if scheme.lower() == "bearer" else None)
-    if role == "operator":
-        return require_operator(principal)
-    if role == "rider":
-        return require_rider(principal)
-    return principal
+    # The header parsing OAuth2PasswordBearer does, without the dependency machinery.
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    principal = principal_from(request, token if scheme.lower() == "bearer" else None)
+    return require_role(principal, role)
 
 
 def path_uuid(request: Request, name: str) -> uuid.UUID:
