@@ -147,6 +147,14 @@ def api_doc() -> None:
     typer.echo(render(), nl=False)
 
 
+@app.command("asyncapi")
+def asyncapi() -> None:
+    """Print docs/asyncapi.yaml (the messages between services, AsyncAPI 3.0) from the code."""
+    from fleet.platform.asyncapi import render
+
+    typer.echo(render(), nl=False)
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 

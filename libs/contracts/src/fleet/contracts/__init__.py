@@ -7,6 +7,6 @@ Events are facts (past tense, `trip.completed`); commands are requests inside th
 (imperative, `user.reserve-credits`) whose payload is the saga's data.
 """
 
-from fleet.contracts import booking, events, fares, queues
+from fleet.contracts import booking, events, fares, producers, queues
 
-__all__ = ["booking", "events", "fares", "queues"]
+__all__ = ["booking", "events", "fares", "producers", "queues"]

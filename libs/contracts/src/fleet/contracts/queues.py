@@ -14,6 +14,11 @@ class QueueSpec:
     exchange: ExchangeName
     bindings: tuple[str, ...]
 
+    @property
+    def service(self) -> str:
+        """The service consuming the queue: a queue's name starts with its service's."""
+        return self.name.split(".", 1)[0]
+
 
 USER_COMMANDS = QueueSpec("user.commands", "commands", ("user.*",))
 USER_EVENTS = QueueSpec(
@@ -64,4 +69,19 @@ TRIP_TRACKING = QueueSpec(
         events.TripCompleted.event_type,
         events.TripCancelled.event_type,
     ),
+)
+
+# Every queue above, by service: what the services subscribe (a test compares it with the
+# subscriptions of the running platform) and the receiving side of docs/asyncapi.yaml.
+QUEUES: tuple[QueueSpec, ...] = (
+    USER_COMMANDS,
+    USER_EVENTS,
+    VEHICLE_COMMANDS,
+    VEHICLE_EVENTS,
+    VEHICLE_TELEMETRY,
+    TRIP_SAGA_REPLIES,
+    TRIP_EVENTS,
+    TRIP_TARIFFS,
+    TRIP_TRACKING,
+    BILLING_EVENTS,
 )
