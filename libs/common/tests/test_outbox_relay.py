@@ -20,6 +20,7 @@ from fleet.common.outbox import (
     handle_once,
     inbox_table,
     outbox_table,
+    purge_inbox,
 )
 
 SCHEMA = "outbox_test"
@@ -386,3 +387,21 @@ async def _until(check: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition not met in time")
+
+
+async def test_purge_inbox_forgets_only_entries_older_than_the_retention(db: Database) -> None:
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    async with db.transaction() as session:
+        assert await claim_inbox(session, "billing.trip-completed", old, table=inbox)
+        assert await claim_inbox(session, "billing.trip-completed", recent, table=inbox)
+        await session.execute(
+            update(inbox)
+            .where(inbox.c.event_id == old)
+            .values(handled_at=utcnow() - dt.timedelta(days=8))
+        )
+
+    assert await purge_inbox(db, inbox, dt.timedelta(days=7)) == 1
+
+    async with db.session() as session:
+        left = set((await session.execute(select(inbox.c.event_id))).scalars())
+    assert left == {recent}

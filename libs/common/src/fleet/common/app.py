@@ -7,10 +7,12 @@ start-up hook). `create_app([user, vehicle, trip, billing])` is the embedded pla
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +36,12 @@ from fleet.common.messaging import InMemoryBus, MessageBus
 from fleet.common.metrics import HttpMetrics
 from fleet.common.middleware import RequestContextMiddleware
 from fleet.common.observe import MessagingGauges
-from fleet.common.outbox import OutboxRelay
+from fleet.common.outbox import OutboxRelay, purge_inbox
 from fleet.common.problems import install_problem_handlers
-from fleet.common.runtime import ServiceRuntime, SubscriptionsFactory
+from fleet.common.runtime import ServiceRuntime, SubscriptionsFactory, every
 
 log = get_logger("fleet.app")
+INBOX_PURGE_S = 600.0  # how often each service forgets inbox rows past their retention
 
 HealthCheck = Callable[[], Awaitable[None]]
 
@@ -160,6 +163,14 @@ def create_app(
                     rt.relay = OutboxRelay(rt.db, state.bus, rt.outbox)
                     await rt.relay.start()
                     stack.push_async_callback(rt.relay.stop)
+                if rt.inbox is not None:
+                    retention = dt.timedelta(hours=settings.inbox_retention_hours)
+                    rt.spawn(
+                        "inbox-purge",
+                        partial(
+                            every, INBOX_PURGE_S, partial(purge_inbox, rt.db, rt.inbox, retention)
+                        ),
+                    )
             for rt in state.services.values():
                 stack.push_async_callback(rt.stop_tasks)
                 if rt.module.startup:

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     jwt_issuer: str = Field("fleet", validation_alias=_env("FLEET_JWT_ISSUER"))
     jwt_ttl_seconds: int = Field(3600, ge=60, le=86400, validation_alias=_env("FLEET_JWT_TTL"))
 
+    # Handled message ids are kept this long (hours): far beyond any redelivery or re-publish, so
+    # a duplicate still finds its twin; older ones are purged every 10 minutes.
+    inbox_retention_hours: float = Field(
+        168.0, ge=1.0, validation_alias=_env("FLEET_INBOX_RETENTION_HOURS")
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias=_env("FLEET_MAX_BODY_BYTES"))
     log_level: str = Field("INFO", validation_alias=_env("FLEET_LOG_LEVEL"))
     log_json: bool = Field(True, validation_alias=_env("FLEET_LOG_JSON"))

@@ -194,4 +194,7 @@ async def purge_inbox(db: Database, table: Table, older_than: dt.timedelta) -> i
         result: Any = await session.execute(
             delete(table).where(table.c.handled_at < utcnow() - older_than)
         )
-        return int(result.rowcount or 0)
+        purged = int(result.rowcount or 0)
+    if purged:
+        log.info("inbox purged", schema=db.schema, rows=purged)
+    return purged
