@@ -11,18 +11,12 @@ import httpx
 from sqlalchemy import func, select
 
 from fleet.common.db import Database
+from fleet.common.testing import assert_problem
 from fleet.platform.client import SEOUL, Platform, User, eventually
 from fleet.trip.adapters.tables import sagas
 
 DROPOFF = {"lat": 37.5796, "lon": 126.9770}
 BODY: dict[str, Any] = {"pickup": SEOUL, "dropoff": DROPOFF}
-
-
-def assert_problem(r: httpx.Response, status: int, loc: list[str] | None = None) -> None:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    if loc is not None:
-        assert loc in [e["loc"] for e in r.json()["errors"]], r.text
 
 
 async def post_trip(

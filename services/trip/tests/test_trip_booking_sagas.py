@@ -11,10 +11,10 @@ import datetime as dt
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 
 from fleet.common.errors import ServiceUnavailableError
+from fleet.common.testing import assert_problem
 from fleet.platform.client import Platform, User, eventually
 from fleet.user.service import bookings
 
@@ -36,13 +36,6 @@ def notifications_down(monkeypatch: pytest.MonkeyPatch) -> None:
         raise SmsGatewayDown("the notification gateway is down")
 
     monkeypatch.setattr(bookings, "send_confirmation", broken)
-
-
-def assert_problem(r: httpx.Response, status: int, loc: list[str] | None = None) -> None:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    if loc is not None:
-        assert loc in [e["loc"] for e in r.json()["errors"]], r.text
 
 
 async def book_and_settle(api: Platform, rider: User) -> dict[str, Any]:

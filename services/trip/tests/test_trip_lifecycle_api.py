@@ -9,11 +9,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from fleet.common.db import Database
-from fleet.common.testing import RiderFactory
+from fleet.common.testing import RiderFactory, assert_problem
 from fleet.platform.client import Platform, User, eventually
 from fleet.trip.adapters.repository import SqlTripRepository
 from fleet.trip.domain.tracking import TrackingPoint
@@ -27,40 +26,6 @@ BASE, PER_KM, PER_MIN = 250, 120, 30
 FULL_WALLET = {"balance_cents": 10_000, "held_cents": 0, "available_cents": 10_000}
 
 
-def assert_problem(r: httpx.Response, status: int, loc: list[str] | None = None) -> None:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    if loc is not None:
-        assert loc in [e["loc"] for e in r.json()["errors"]], r.text
-
-
-async def confirmed_trip(api: Platform, op: User, n: int = 1) -> tuple[User, dict[str, Any]]:
-    """A rider with 100.00 credits and their confirmed trip in vehicle number `n`."""
-    await api.vehicle(op, n, lat=37.5665 + n * 1e-4)
-    rider = await api.rider(credits_cents=10_000)
-    trip = await api.settled(rider, (await api.book(rider))["id"], within=5)
-    assert trip["status"] == "confirmed", trip
-    return rider, trip
-
-
-async def act(api: Platform, who: User | None, trip_id: str, action: str, **body: Any) -> Any:
-    headers = who.headers if who else {}
-    return await api.http.post(f"/trips/{trip_id}/{action}", json=body or None, headers=headers)
-
-
-async def started_trip(api: Platform, op: User, n: int = 1) -> tuple[User, dict[str, Any]]:
-    rider, trip = await confirmed_trip(api, op, n)
-    r = await act(api, op, trip["id"], "start")
-    assert r.status_code == 200, r.text
-    return rider, r.json()
-
-
-async def vehicle_becomes(api: Platform, op: User, vehicle_id: str, status: str) -> Any:
-    return await eventually(
-        lambda: api.get(op, f"/vehicles/{vehicle_id}"), lambda v: v["status"] == status, within=5
-    )
-
-
 async def paid_invoice(api: Platform, rider: User) -> dict[str, Any]:
     """The rider's only invoice, once it is paid."""
     page = await eventually(
@@ -72,10 +37,6 @@ async def paid_invoice(api: Platform, rider: User) -> dict[str, Any]:
     return invoice
 
 
-async def status_of(api: Platform, op: User, trip_id: str) -> str:
-    return str((await api.trip(op, trip_id))["status"])
-
-
 # -- start ------------------------------------------------------------------------------------
 
 
@@ -83,24 +44,24 @@ async def test_an_operator_starts_a_confirmed_trip_and_the_vehicle_goes_in_trip(
     api: Platform,
 ) -> None:
     op = await api.operator()
-    rider, trip = await confirmed_trip(api, op)
+    rider, trip = await api.confirmed_trip(op)
 
-    r = await act(api, op, trip["id"], "start")
+    r = await api.act(op, trip["id"], "start")
 
     assert r.status_code == 200, r.text
     started = r.json()
     assert (started["status"], started["vehicle_id"]) == ("in_progress", trip["vehicle_id"])
     assert started["started_at"] is not None
     assert (await api.trip(rider, trip["id"]))["status"] == "in_progress"
-    await vehicle_becomes(api, op, trip["vehicle_id"], "in_trip")
+    await api.vehicle_becomes(op, trip["vehicle_id"], "in_trip")
 
 
 async def test_a_rider_cannot_start_their_trip(api: Platform) -> None:
     op = await api.operator()
-    rider, trip = await confirmed_trip(api, op)
-    assert_problem(await act(api, rider, trip["id"], "start"), 403)
-    assert_problem(await act(api, None, trip["id"], "start"), 401)
-    assert await status_of(api, op, trip["id"]) == "confirmed"
+    rider, trip = await api.confirmed_trip(op)
+    assert_problem(await api.act(rider, trip["id"], "start"), 403)
+    assert_problem(await api.act(None, trip["id"], "start"), 401)
+    assert await api.status_of(op, trip["id"]) == "confirmed"
 
 
 async def test_a_pending_trip_cannot_start(
@@ -109,19 +70,19 @@ async def test_a_pending_trip_cannot_start(
     op = await api.operator()
     rider = await make_rider()
     pending = await seed_trip(rider.id)
-    r = await act(api, op, str(pending.id), "start")
+    r = await api.act(op, str(pending.id), "start")
     assert_problem(r, 409)
     assert r.json()["status_now"] == "pending"
-    assert await status_of(api, op, str(pending.id)) == "pending"
+    assert await api.status_of(op, str(pending.id)) == "pending"
 
 
 async def test_a_trip_cannot_start_twice_nor_after_completion(api: Platform) -> None:
     op = await api.operator()
-    _, trip = await started_trip(api, op)
-    assert_problem(await act(api, op, trip["id"], "start"), 409)
-    r = await act(api, op, trip["id"], "complete", distance_km=1.0, duration_min=3)
+    _, trip = await api.started_trip(op)
+    assert_problem(await api.act(op, trip["id"], "start"), 409)
+    r = await api.act(op, trip["id"], "complete", distance_km=1.0, duration_min=3)
     assert r.status_code == 200, r.text
-    r = await act(api, op, trip["id"], "start")
+    r = await api.act(op, trip["id"], "start")
     assert_problem(r, 409)
     assert (r.json()["status_now"], r.json()["requested"]) == ("completed", "in_progress")
 
@@ -132,8 +93,8 @@ async def test_acting_on_an_unknown_trip_is_404_and_on_a_bad_id_422(
 ) -> None:
     op = await api.operator()
     body = {"distance_km": 1.0} if action == "complete" else {}
-    assert_problem(await act(api, op, str(uuid.uuid4()), action, **body), 404)
-    assert_problem(await act(api, op, "trip-1", action, **body), 422, ["path", "trip_id"])
+    assert_problem(await api.act(op, str(uuid.uuid4()), action, **body), 404)
+    assert_problem(await api.act(op, "trip-1", action, **body), 422, ["path", "trip_id"])
 
 
 # -- complete ---------------------------------------------------------------------------------
@@ -159,41 +120,41 @@ async def test_completing_with_bad_numbers_is_422_and_the_trip_stays_in_progress
     api: Platform,
 ) -> None:
     op = await api.operator()
-    _, trip = await started_trip(api, op)
+    _, trip = await api.started_trip(op)
     for body, loc in BAD_COMPLETIONS:
         r = await api.http.post(f"/trips/{trip['id']}/complete", json=body, headers=op.headers)
         assert_problem(r, 422, loc)
-    assert await status_of(api, op, trip["id"]) == "in_progress"
+    assert await api.status_of(op, trip["id"]) == "in_progress"
 
 
 async def test_only_an_operator_completes_a_trip(api: Platform) -> None:
     op = await api.operator()
-    rider, trip = await started_trip(api, op)
-    assert_problem(await act(api, rider, trip["id"], "complete", distance_km=2.0), 403)
-    assert_problem(await act(api, None, trip["id"], "complete", distance_km=2.0), 401)
-    assert await status_of(api, op, trip["id"]) == "in_progress"
+    rider, trip = await api.started_trip(op)
+    assert_problem(await api.act(rider, trip["id"], "complete", distance_km=2.0), 403)
+    assert_problem(await api.act(None, trip["id"], "complete", distance_km=2.0), 401)
+    assert await api.status_of(op, trip["id"]) == "in_progress"
 
 
 async def test_a_trip_not_in_progress_cannot_complete(api: Platform) -> None:
     op = await api.operator()
-    _, trip = await confirmed_trip(api, op)
-    r = await act(api, op, trip["id"], "complete", distance_km=2.0, duration_min=5)
+    _, trip = await api.confirmed_trip(op)
+    r = await api.act(op, trip["id"], "complete", distance_km=2.0, duration_min=5)
     assert_problem(r, 409)
     assert r.json()["status_now"] == "confirmed"
-    assert await status_of(api, op, trip["id"]) == "confirmed"
+    assert await api.status_of(op, trip["id"]) == "confirmed"
 
 
 async def test_without_a_duration_it_is_derived_from_the_tracked_positions(
     api: Platform, trip_db: Database, seed_tracking: SeedTracking
 ) -> None:
     op = await api.operator()
-    _, trip = await started_trip(api, op)
+    _, trip = await api.started_trip(op)
     async with trip_db.session() as session:
         stored = await SqlTripRepository(session).get(uuid.UUID(trip["id"]))
     assert stored is not None
     await seed_tracking(stored, 7)  # ten seconds apart: one minute driven
 
-    r = await act(api, op, trip["id"], "complete", distance_km=0.6)
+    r = await api.act(op, trip["id"], "complete", distance_km=0.6)
 
     assert r.status_code == 200, r.text
     assert (r.json()["distance_km"], r.json()["duration_min"]) == (0.6, 1.0)
@@ -201,8 +162,8 @@ async def test_without_a_duration_it_is_derived_from_the_tracked_positions(
 
 async def test_without_a_duration_or_tracking_it_is_the_time_since_start(api: Platform) -> None:
     op = await api.operator()
-    _, trip = await started_trip(api, op)
-    r = await act(api, op, trip["id"], "complete", distance_km=0.2)
+    _, trip = await api.started_trip(op)
+    r = await api.act(op, trip["id"], "complete", distance_km=0.2)
     assert r.status_code == 200, r.text
     assert 0 <= r.json()["duration_min"] < 1  # started a moment ago
 
@@ -216,12 +177,12 @@ async def test_a_derived_duration_billing_could_never_charge_is_422_not_a_dead_l
     rider = await make_rider()
     forgotten = await seed_trip(rider.id, status=TripStatus.IN_PROGRESS)
 
-    r = await act(api, op, str(forgotten.id), "complete", distance_km=3.0)
+    r = await api.act(op, str(forgotten.id), "complete", distance_km=3.0)
 
     assert_problem(r, 422, ["body", "duration_min"])
     assert "give duration_min" in r.json()["detail"]
-    assert await status_of(api, op, str(forgotten.id)) == "in_progress"
-    r = await act(api, op, str(forgotten.id), "complete", distance_km=3.0, duration_min=20)
+    assert await api.status_of(op, str(forgotten.id)) == "in_progress"
+    r = await api.act(op, str(forgotten.id), "complete", distance_km=3.0, duration_min=20)
     assert r.status_code == 200, r.text
     assert r.json()["duration_min"] == 20.0
     assert await api.get(op, "/dead-letters/billing.events") == []
@@ -231,18 +192,18 @@ async def test_completing_pays_the_invoice_frees_the_vehicle_and_feeds_the_analy
     api: Platform,
 ) -> None:
     op = await api.operator()
-    ada, ada_trip = await started_trip(api, op, 1)
-    bob, bob_trip = await started_trip(api, op, 2)
+    ada, ada_trip = await api.started_trip(op, 1)
+    bob, bob_trip = await api.started_trip(op, 2)
     before = await api.get(op, f"/vehicles/{ada_trip['vehicle_id']}")
 
-    r = await act(api, op, ada_trip["id"], "complete", distance_km=5.0, duration_min=12)
+    r = await api.act(op, ada_trip["id"], "complete", distance_km=5.0, duration_min=12)
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["distance_km"], r.json()["duration_min"]) == (
         "completed",
         5.0,
         12.0,
     )
-    r = await act(api, op, bob_trip["id"], "complete", distance_km=3.0, duration_min=8)
+    r = await api.act(op, bob_trip["id"], "complete", distance_km=3.0, duration_min=8)
     assert r.status_code == 200, r.text
 
     ada_fare, bob_fare = BASE + PER_KM * 5 + PER_MIN * 12, BASE + PER_KM * 3 + PER_MIN * 8
@@ -254,7 +215,7 @@ async def test_completing_pays_the_invoice_frees_the_vehicle_and_feeds_the_analy
             "held_cents": 0,
             "available_cents": 10_000 - fare,
         }
-    vehicle = await vehicle_becomes(api, op, ada_trip["vehicle_id"], "available")
+    vehicle = await api.vehicle_becomes(op, ada_trip["vehicle_id"], "available")
     assert vehicle["odometer_km"] == pytest.approx(before["odometer_km"] + 5.0)
     assert vehicle["reserved_trip_id"] is None
     days = await eventually(
@@ -286,15 +247,15 @@ async def test_the_daily_analytics_are_for_operators_with_a_bounded_window(
 
 async def test_completing_twice_at_once_completes_and_invoices_once(api: Platform) -> None:
     op = await api.operator()
-    rider, trip = await started_trip(api, op)
+    rider, trip = await api.started_trip(op)
 
     answers = await asyncio.gather(
-        *(act(api, op, trip["id"], "complete", distance_km=2.0, duration_min=5) for _ in range(4))
+        *(api.act(op, trip["id"], "complete", distance_km=2.0, duration_min=5) for _ in range(4))
     )
 
     assert sorted(r.status_code for r in answers) == [200, 409, 409, 409]
     invoice = await paid_invoice(api, rider)
     assert invoice["amount_cents"] == BASE + PER_KM * 2 + PER_MIN * 5
-    vehicle = await vehicle_becomes(api, op, trip["vehicle_id"], "available")
+    vehicle = await api.vehicle_becomes(op, trip["vehicle_id"], "available")
     assert vehicle["odometer_km"] == pytest.approx(2.0)
     assert len((await api.get(op, "/invoices"))["items"]) == 1

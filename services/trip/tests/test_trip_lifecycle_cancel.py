@@ -7,65 +7,25 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
-
-from fleet.common.testing import RiderFactory
-from fleet.platform.client import Platform, User, eventually
+from fleet.common.testing import RiderFactory, assert_problem
+from fleet.platform.client import Platform, eventually
 from fleet.trip.domain.trips import Trip
 
 SeedTrip = Callable[..., Awaitable[Trip]]
 FULL_WALLET = {"balance_cents": 10_000, "held_cents": 0, "available_cents": 10_000}
 
 
-def assert_problem(r: httpx.Response, status: int, loc: list[str] | None = None) -> None:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    if loc is not None:
-        assert loc in [e["loc"] for e in r.json()["errors"]], r.text
-
-
-async def confirmed_trip(api: Platform, op: User, n: int = 1) -> tuple[User, dict[str, Any]]:
-    """A rider with 100.00 credits and their confirmed trip in vehicle number `n`."""
-    await api.vehicle(op, n, lat=37.5665 + n * 1e-4)
-    rider = await api.rider(credits_cents=10_000)
-    trip = await api.settled(rider, (await api.book(rider))["id"], within=5)
-    assert trip["status"] == "confirmed", trip
-    return rider, trip
-
-
-async def act(api: Platform, who: User | None, trip_id: str, action: str, **body: Any) -> Any:
-    headers = who.headers if who else {}
-    return await api.http.post(f"/trips/{trip_id}/{action}", json=body or None, headers=headers)
-
-
-async def started_trip(api: Platform, op: User, n: int = 1) -> tuple[User, dict[str, Any]]:
-    rider, trip = await confirmed_trip(api, op, n)
-    r = await act(api, op, trip["id"], "start")
-    assert r.status_code == 200, r.text
-    return rider, r.json()
-
-
-async def vehicle_becomes(api: Platform, op: User, vehicle_id: str, status: str) -> Any:
-    return await eventually(
-        lambda: api.get(op, f"/vehicles/{vehicle_id}"), lambda v: v["status"] == status, within=5
-    )
-
-
-async def status_of(api: Platform, op: User, trip_id: str) -> str:
-    return str((await api.trip(op, trip_id))["status"])
-
-
 async def test_the_rider_cancels_and_gets_the_hold_and_vehicle_back(api: Platform) -> None:
     op = await api.operator()
-    rider, trip = await confirmed_trip(api, op)
+    rider, trip = await api.confirmed_trip(op)
     assert (await api.wallet(rider))["held_cents"] == trip["quoted_fare_cents"]
 
-    r = await act(api, rider, trip["id"], "cancel", reason="plans changed")
+    r = await api.act(rider, trip["id"], "cancel", reason="plans changed")
 
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["cancelled_at"] is not None) == ("cancelled", True)
     await eventually(lambda: api.wallet(rider), lambda w: w == FULL_WALLET, within=5)
-    vehicle = await vehicle_becomes(api, op, trip["vehicle_id"], "available")
+    vehicle = await api.vehicle_becomes(op, trip["vehicle_id"], "available")
     assert vehicle["reserved_trip_id"] is None
     notes = await eventually(
         lambda: api.get(rider, "/notifications"),
@@ -77,37 +37,37 @@ async def test_the_rider_cancels_and_gets_the_hold_and_vehicle_back(api: Platfor
 
 async def test_an_operator_cancels_any_trip_without_a_body(api: Platform) -> None:
     op = await api.operator()
-    rider, trip = await confirmed_trip(api, op)
+    rider, trip = await api.confirmed_trip(op)
     r = await api.http.post(f"/trips/{trip['id']}/cancel", headers=op.headers)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "cancelled"
     await eventually(lambda: api.wallet(rider), lambda w: w == FULL_WALLET, within=5)
-    await vehicle_becomes(api, op, trip["vehicle_id"], "available")
+    await api.vehicle_becomes(op, trip["vehicle_id"], "available")
 
 
 async def test_another_rider_cannot_cancel_a_trip_they_cannot_see(api: Platform) -> None:
     op = await api.operator()
-    owner, trip = await confirmed_trip(api, op)
+    owner, trip = await api.confirmed_trip(op)
     stranger = await api.rider()
-    r = await act(api, stranger, trip["id"], "cancel")
+    r = await api.act(stranger, trip["id"], "cancel")
     assert_problem(r, 404)
     assert owner.id not in r.text
-    assert_problem(await act(api, None, trip["id"], "cancel"), 401)
-    assert await status_of(api, op, trip["id"]) == "confirmed"
+    assert_problem(await api.act(None, trip["id"], "cancel"), 401)
+    assert await api.status_of(op, trip["id"]) == "confirmed"
     assert (await api.wallet(owner))["held_cents"] == trip["quoted_fare_cents"]
 
 
 async def test_a_started_or_cancelled_trip_cannot_be_cancelled(api: Platform) -> None:
     op = await api.operator()
-    rider, trip = await started_trip(api, op)
-    r = await act(api, rider, trip["id"], "cancel")
+    rider, trip = await api.started_trip(op)
+    r = await api.act(rider, trip["id"], "cancel")
     assert_problem(r, 409)
     assert r.json()["status_now"] == "in_progress"
-    assert await status_of(api, op, trip["id"]) == "in_progress"
+    assert await api.status_of(op, trip["id"]) == "in_progress"
 
-    other_rider, other = await confirmed_trip(api, op, 2)
-    assert (await act(api, other_rider, other["id"], "cancel")).status_code == 200
-    assert_problem(await act(api, other_rider, other["id"], "cancel"), 409)
+    other_rider, other = await api.confirmed_trip(op, 2)
+    assert (await api.act(other_rider, other["id"], "cancel")).status_code == 200
+    assert_problem(await api.act(other_rider, other["id"], "cancel"), 409)
 
 
 async def test_a_pending_trip_cannot_be_cancelled(
@@ -118,25 +78,25 @@ async def test_a_pending_trip_cannot_be_cancelled(
     pending = await seed_trip(rider.id)
     r = await api.http.post(f"/trips/{pending.id}/cancel", headers=rider.headers)
     assert_problem(r, 409)
-    assert await status_of(api, op, str(pending.id)) == "pending"
+    assert await api.status_of(op, str(pending.id)) == "pending"
 
 
 async def test_start_and_cancel_at_once_one_wins_and_the_rest_agrees(api: Platform) -> None:
     op = await api.operator()
-    rider, trip = await confirmed_trip(api, op)
+    rider, trip = await api.confirmed_trip(op)
 
     start, cancel = await asyncio.gather(
-        act(api, op, trip["id"], "start"), act(api, rider, trip["id"], "cancel")
+        api.act(op, trip["id"], "start"), api.act(rider, trip["id"], "cancel")
     )
 
     assert sorted((start.status_code, cancel.status_code)) == [200, 409]
     if start.status_code == 200:
-        assert await status_of(api, op, trip["id"]) == "in_progress"
-        await vehicle_becomes(api, op, trip["vehicle_id"], "in_trip")
+        assert await api.status_of(op, trip["id"]) == "in_progress"
+        await api.vehicle_becomes(op, trip["vehicle_id"], "in_trip")
         assert (await api.wallet(rider))["held_cents"] == trip["quoted_fare_cents"]
     else:
-        assert await status_of(api, op, trip["id"]) == "cancelled"
-        await vehicle_becomes(api, op, trip["vehicle_id"], "available")
+        assert await api.status_of(op, trip["id"]) == "cancelled"
+        await api.vehicle_becomes(op, trip["vehicle_id"], "available")
         await eventually(lambda: api.wallet(rider), lambda w: w == FULL_WALLET, within=5)
 
 
@@ -150,19 +110,19 @@ BAD_CANCELS: list[tuple[dict[str, Any], list[str]]] = [
 
 async def test_a_bad_cancel_reason_is_422_and_the_trip_stays_booked(api: Platform) -> None:
     op = await api.operator()
-    rider, trip = await confirmed_trip(api, op)
+    rider, trip = await api.confirmed_trip(op)
     for body, loc in BAD_CANCELS:
         r = await api.http.post(f"/trips/{trip['id']}/cancel", json=body, headers=rider.headers)
         assert_problem(r, 422, loc)
-    assert await status_of(api, op, trip["id"]) == "confirmed"
+    assert await api.status_of(op, trip["id"]) == "confirmed"
     assert (await api.wallet(rider))["held_cents"] == trip["quoted_fare_cents"]
 
 
 async def test_a_cancel_reason_is_stored_verbatim(api: Platform) -> None:
     op = await api.operator()
-    rider, trip = await confirmed_trip(api, op)
+    rider, trip = await api.confirmed_trip(op)
     reason = "Robert'); DROP TABLE trip.trips;-- <b>late</b>"
-    assert (await act(api, rider, trip["id"], "cancel", reason=reason)).status_code == 200
+    assert (await api.act(rider, trip["id"], "cancel", reason=reason)).status_code == 200
     notes = await eventually(
         lambda: api.get(rider, "/notifications"),
         lambda page: any(reason in n["body"] for n in page["items"]),

@@ -11,13 +11,13 @@ import uuid
 from functools import partial
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
 from fleet.billing.service import billing as billing_service
 from fleet.common.messaging import Envelope, MessageBus
 from fleet.common.messaging.bus import RetryPolicy
+from fleet.common.testing import assert_problem
 from fleet.platform.client import Platform, User, eventually
 
 BILLING_EVENTS = "/dead-letters/billing.events"
@@ -31,11 +31,6 @@ QUEUES = {
     "vehicle.commands",
     "vehicle.events",
 }
-
-
-def assert_problem(r: httpx.Response, status: int) -> None:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
 
 
 @pytest.fixture
@@ -53,15 +48,6 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def dead_letters(api: Platform, who: User, queue_path: str = BILLING_EVENTS) -> Any:
     return await api.get(who, queue_path)
-
-
-async def started_trip(api: Platform, op: User) -> tuple[User, dict[str, Any]]:
-    await api.vehicle(op, 1)
-    rider = await api.rider(credits_cents=10_000)
-    trip = await api.settled(rider, (await api.book(rider))["id"], within=5)
-    r = await api.http.post(f"/trips/{trip['id']}/start", headers=op.headers)
-    assert r.status_code == 200, r.text
-    return rider, trip
 
 
 async def test_operators_see_every_consumed_queue_riders_are_refused(api: Platform) -> None:
@@ -127,7 +113,7 @@ async def test_a_transient_failure_is_dead_lettered_then_invoiced_once_on_replay
     api: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     op = await api.operator()
-    rider, trip = await started_trip(api, op)
+    rider, trip = await api.started_trip(op)
     attempts: list[uuid.UUID] = []
 
     async def ledger_down(*_args: object, **_kwargs: object) -> None:

@@ -7,20 +7,11 @@ from typing import Any
 import httpx
 import pytest
 
-from fleet.common.testing import Account
+from fleet.common.testing import Account, assert_problem
 from fleet.trip.domain.routes import decode_polyline
 
 PICKUP = {"lat": 37.5665, "lon": 126.9780}
 DROPOFF = {"lat": 37.4979, "lon": 127.0276}
-
-
-def assert_problem(r: httpx.Response, status: int, loc: list[str] | None = None) -> None:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["status"] == status
-    if loc is not None:
-        assert loc in [e["loc"] for e in body["errors"]], body
 
 
 async def test_a_rider_gets_distance_duration_and_polyline(

@@ -9,20 +9,13 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from fleet.common.testing import Account, RiderFactory
+from fleet.common.testing import Account, RiderFactory, assert_problem
 from fleet.trip.domain.tracking import TrackingPoint
 from fleet.trip.domain.trips import Trip, TripStatus
 
 SeedTrip = Callable[..., Awaitable[Trip]]
 SeedTracking = Callable[..., Awaitable[list[TrackingPoint]]]
 T0 = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
-
-
-def assert_problem(r: httpx.Response, status: int, loc: list[str] | None = None) -> None:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    if loc is not None:
-        assert loc in [e["loc"] for e in r.json()["errors"]], r.text
 
 
 def ids(r: httpx.Response) -> list[str]:

@@ -115,3 +115,40 @@ class Platform:
         r = await self.http.get(path, headers=who.headers)
         _expect(r, 200)
         return r.json()
+
+    async def act(self, who: User | None, trip_id: str, action: str, **body: Any) -> httpx.Response:
+        """`POST /trips/{id}/{action}` (start, complete, cancel) as `who` (None: anonymous)."""
+        headers = who.headers if who else {}
+        return await self.http.post(
+            f"/trips/{trip_id}/{action}", json=body or None, headers=headers
+        )
+
+    async def confirmed_trip(self, op: User, n: int = 1) -> tuple[User, dict[str, Any]]:
+        """A new rider with 100.00 credits and their confirmed trip in new vehicle number `n`."""
+        await self.vehicle(op, n, lat=SEOUL["lat"] + n * 1e-4)
+        rider = await self.rider(credits_cents=10_000)
+        trip = await self.settled(rider, (await self.book(rider))["id"], within=5)
+        if trip["status"] != "confirmed":
+            raise ApiError(f"the booking did not confirm: {trip}")
+        return rider, trip
+
+    async def started_trip(self, op: User, n: int = 1) -> tuple[User, dict[str, Any]]:
+        """As `confirmed_trip`, then started by the operator `op`."""
+        rider, trip = await self.confirmed_trip(op, n)
+        r = await self.act(op, trip["id"], "start")
+        _expect(r, 200)
+        started: dict[str, Any] = r.json()
+        return rider, started
+
+    async def status_of(self, who: User, trip_id: str) -> str:
+        return str((await self.trip(who, trip_id))["status"])
+
+    async def vehicle_becomes(
+        self, op: User, vehicle_id: str, status: str, within: float = 5.0
+    ) -> Any:
+        """The vehicle once its status is `status` (events are applied asynchronously)."""
+        return await eventually(
+            lambda: self.get(op, f"/vehicles/{vehicle_id}"),
+            lambda v: v["status"] == status,
+            within,
+        )

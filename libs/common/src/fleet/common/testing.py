@@ -182,3 +182,16 @@ def recorded_statements(db: Database) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
+def assert_problem(r: httpx.Response, status: int, loc: list[str] | None = None) -> None:
+    """`r` is an RFC 9457 problem with `status` (and, if given, an error at `loc`)."""
+    if r.status_code != status:
+        raise AssertionError(f"expected {status}, got {r.status_code}: {r.text}")
+    if not r.headers["content-type"].startswith("application/problem+json"):
+        raise AssertionError(f"not a problem document: {r.headers['content-type']}")
+    body = r.json()
+    if body["status"] != status:
+        raise AssertionError(f"the body's status is not {status}: {body}")
+    if loc is not None and loc not in [e["loc"] for e in body["errors"]]:
+        raise AssertionError(f"no error at {loc}: {body}")
