@@ -1,7 +1,8 @@
 """A small reverse proxy for distributed mode: one port, routed by path prefix to each service.
 
 Good enough for local runs, tests and benchmarks; production puts a real gateway (Istio, nginx)
-in front, as the Kubernetes manifests do.
+in front, as the Kubernetes manifests do. It also serves the operations console at /console, whose
+API calls go through this same proxy.
 """
 
 from __future__ import annotations
@@ -14,16 +15,35 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from fleet.common.errors import PROBLEM_MEDIA_TYPE, problem
-from fleet.platform.services import service_for_path
+from fleet.platform.console import LocalTransport, console_app
+from fleet.platform.services import SERVICE_NAMES, service_for_path
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host"}
 
 
-def gateway_app(upstreams: dict[str, str], timeout: float = 30.0) -> Starlette:
-    """Proxy requests to `upstreams[service]` (base URLs), choosing the service by path."""
+def owner_of(path: str) -> str | None:
+    """The service answering `path`: by prefix; a queue's dead letters by the queue's name, since
+    each service consumes the queues named after it (`/dead-letters/billing.events` → billing)."""
+    service = service_for_path(path)
+    if service is None and path.startswith("/dead-letters/"):
+        owner = path.removeprefix("/dead-letters/").split(".", 1)[0]
+        service = owner if owner in SERVICE_NAMES else None
+    return service
+
+
+def _bad_gateway(detail: str) -> Response:
+    body = problem(502, "Bad Gateway", detail)
+    return JSONResponse(body, status_code=502, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def gateway_app(
+    upstreams: dict[str, str], timeout: float = 30.0, *, console: bool = True
+) -> Starlette:
+    """Proxy requests to `upstreams[service]` (base URLs), choosing the service by path; with
+    `console`, the operations console at /console on top of that proxy."""
     client: httpx.AsyncClient | None = None
 
     @asynccontextmanager
@@ -35,7 +55,7 @@ def gateway_app(upstreams: dict[str, str], timeout: float = 30.0) -> Starlette:
             yield
 
     async def proxy(request: Request) -> Response:
-        service = service_for_path(request.url.path)
+        service = owner_of(request.url.path)
         if service is None or service not in upstreams or client is None:
             return JSONResponse(
                 problem(404, "Not Found", f"no service serves {request.url.path}"),
@@ -54,10 +74,7 @@ def gateway_app(upstreams: dict[str, str], timeout: float = 30.0) -> Starlette:
             # Streamed through, so Server-Sent Events (tracking streams) flow as they are sent.
             upstream = await client.send(outgoing, stream=True)
         except httpx.TransportError as exc:
-            body = problem(
-                502, "Bad Gateway", f"{service} service unreachable: {type(exc).__name__}"
-            )
-            return JSONResponse(body, status_code=502, media_type=PROBLEM_MEDIA_TYPE)
+            return _bad_gateway(f"{service} service unreachable: {type(exc).__name__}")
         out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
         return StreamingResponse(
             upstream.aiter_raw(),
@@ -66,11 +83,37 @@ def gateway_app(upstreams: dict[str, str], timeout: float = 30.0) -> Starlette:
             background=BackgroundTask(upstream.aclose),
         )
 
+    async def dead_letter_queues(request: Request) -> Response:
+        """Every service's consumed queues: each service lists only its own."""
+        if client is None:
+            return _bad_gateway("the gateway is not started")
+        auth = request.headers.get("authorization")
+        queues: set[str] = set()
+        for service, base in upstreams.items():
+            try:
+                r = await client.get(
+                    base + "/dead-letters", headers={"authorization": auth} if auth else {}
+                )
+            except httpx.TransportError as exc:
+                return _bad_gateway(f"{service} service unreachable: {type(exc).__name__}")
+            if r.status_code != 200:  # refusals (401, 403) and failures pass through as they are
+                return Response(r.content, r.status_code, media_type=r.headers.get("content-type"))
+            try:
+                queues.update(str(q) for q in r.json())
+            except (ValueError, TypeError):
+                return _bad_gateway(f"{service} service answered no list of queues")
+        return JSONResponse(sorted(queues))
+
     async def health(_request: Request) -> Response:
         return JSONResponse({"status": "ok", "upstreams": upstreams})
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    return Starlette(
-        routes=[Route("/health", health), Route("/{path:path}", proxy, methods=methods)],
-        lifespan=lifespan,
-    )
+    api: list[BaseRoute] = [
+        Route("/dead-letters", dead_letter_queues),
+        Route("/{path:path}", proxy, methods=methods),
+    ]
+    routes: list[BaseRoute] = [Route("/health", health)]
+    if console:
+        # The console's API calls enter the proxy in process and go on to the services.
+        routes.append(Mount("/console", console_app(LocalTransport(app=Starlette(routes=api)))))
+    return Starlette(routes=[*routes, *api], lifespan=lifespan)
