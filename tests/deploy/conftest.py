@@ -11,6 +11,7 @@ Test modules reach the helpers below through the `kit` fixture (this module), si
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import shutil
@@ -49,6 +50,9 @@ SECRET_STAND_INS = {
     "REDIS_URL": "rediss://:stand-in@redis.example:6379/0",
     "FLEET_ADMIN_PASSWORD": "stand-in-admin-password",
 }
+
+# The console's one Secret key (the fleet-console Secret), standing in likewise.
+CONSOLE_SECRET_STAND_IN = {"FLEET_CONSOLE_SECRET": "stand-in-console-key-of-32-characters"}
 
 ENV_PREFIXES = ("FLEET_", "OTEL_")
 ENV_NAMES = ("DATABASE_URL", "AMQP_URL", "REDIS_URL")
@@ -178,10 +182,50 @@ def assert_pod_hardened(obj: dict[str, Any], pod: dict[str, Any]) -> None:
         assert "emptyDir" in volumes[mounts[TMP]], where
 
 
-def assert_probes(obj: dict[str, Any], container: dict[str, Any]) -> None:
+def assert_probes(obj: dict[str, Any], container: dict[str, Any], ready: str = "/ready") -> None:
+    """Startup and liveness on /health, readiness on `ready`, each on a declared port."""
     where = f"{obj['kind']}/{obj['metadata']['name']}"
     port_names = {p["name"] for p in container["ports"]}
-    for probe, path in (("livenessProbe", "/health"), ("readinessProbe", "/ready")):
+    probes = (("startupProbe", "/health"), ("livenessProbe", "/health"), ("readinessProbe", ready))
+    for probe, path in probes:
         get = container[probe]["httpGet"]
         assert get["path"] == path, f"{where}: {probe}"
         assert get["port"] in port_names, f"{where}: {probe}"
+
+
+def is_console(obj: dict[str, Any]) -> bool:
+    labels = obj["spec"]["template"]["metadata"]["labels"]
+    return bool(labels.get("app.kubernetes.io/component") == "console")
+
+
+def upstream_args(args: list[str]) -> dict[str, str]:
+    """`--upstream service=URL` (or `--upstream=service=URL`) of a command line: service -> URL."""
+    pairs = [b for a, b in itertools.pairwise(args) if a == "--upstream"]
+    pairs += [a.removeprefix("--upstream=") for a in args if a.startswith("--upstream=")]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def ingress_paths(ingress: dict[str, Any]) -> list[dict[str, Any]]:
+    [rule] = ingress["spec"]["rules"]
+    paths: list[dict[str, Any]] = rule["http"]["paths"]
+    return paths
+
+
+def ingress_backend(paths: list[dict[str, Any]], request_path: str) -> str | None:
+    """The Service an Ingress sends `request_path` to, by Kubernetes' rules: an Exact path matches
+    only itself, a Prefix path whole `/`-separated elements (`/a/b` matches `/a/b/c`, not
+    `/a/bc`); the longest match wins, Exact before Prefix at equal length."""
+    have = [e for e in request_path.split("/") if e]
+    best: tuple[tuple[int, bool], str] | None = None
+    for p in paths:
+        path, kind = p["path"], p["pathType"]
+        if kind == "Exact":
+            matches = request_path == path
+        else:
+            assert kind == "Prefix", f"{path}: pathType {kind} depends on the ingress class"
+            want = [e for e in path.split("/") if e]
+            matches = have[: len(want)] == want
+        rank = (len(path.rstrip("/")), kind == "Exact")
+        if matches and (best is None or rank > best[0]):
+            best = (rank, p["backend"]["service"]["name"])
+    return best[1] if best else None

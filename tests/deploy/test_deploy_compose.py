@@ -14,11 +14,12 @@ import pytest
 import yaml
 
 from fleet.common.config import Settings
+from fleet.platform.cli import CONSOLE_PORT, console_secret
 from fleet.platform.distributed import PORTS
 from fleet.platform.services import SERVICE_NAMES
 
 JOBS = [f"migrate-{name}" for name in SERVICE_NAMES]
-FLEET_CONTAINERS = [*SERVICE_NAMES, "gateway", "keys", *JOBS]
+FLEET_CONTAINERS = [*SERVICE_NAMES, "gateway", "console", "keys", *JOBS]
 
 
 def test_compose_file_meets_the_compose_specification(kit: ModuleType) -> None:
@@ -49,8 +50,8 @@ def test_the_only_credentials_are_the_marked_dev_defaults_of_the_example_env(
         for line in (kit.COMPOSE_DIR / ".env.example").read_text().splitlines()
         if line and not line.startswith("#")
     )
-    secrets = {k: v for k, v in example.items() if k.endswith("PASSWORD")}
-    assert secrets, "the example env names the passwords"
+    secrets = {k: v for k, v in example.items() if k.endswith(("PASSWORD", "SECRET"))}
+    assert {"FLEET_ADMIN_PASSWORD", "FLEET_CONSOLE_SECRET"} <= set(secrets)
     for name, value in secrets.items():
         assert value.startswith("dev-only-"), name
         assert value not in compose_text, name
@@ -108,6 +109,36 @@ def test_gateway_routes_to_every_service_and_waits_until_they_are_ready(
         "8000",
         8000,
     )
+
+
+def test_console_serves_over_the_gateway_with_the_key_from_env(
+    kit: ModuleType, compose_config: dict[str, Any]
+) -> None:
+    console = compose_config["services"]["console"]
+    port = str(CONSOLE_PORT)
+    assert console["command"] == [
+        "console",
+        f"--host={kit.ANY_HOST}",
+        f"--port={port}",
+        "--api-url=http://gateway:8000",
+    ]
+    assert {d: c["condition"] for d, c in console["depends_on"].items()} == {
+        "gateway": "service_healthy"
+    }
+    assert f"http://127.0.0.1:{port}/console/login" in " ".join(console["healthcheck"]["test"])
+    [published] = console["ports"]
+    assert (published["host_ip"], published["published"], published["target"]) == (
+        "127.0.0.1",
+        port,
+        CONSOLE_PORT,
+    )
+    env = console["environment"]
+    assert env["FLEET_PORT"] == port
+    # The image's FLEET_ENV=prod applies: the key is required, and .env's is long enough.
+    assert console_secret({"FLEET_ENV": "prod", **env})
+    # A client of the API only: no database, broker, admin password or signing key.
+    assert not {"DATABASE_URL", "AMQP_URL", "REDIS_URL", "FLEET_ADMIN_PASSWORD"} & set(env)
+    assert "volumes" not in console
 
 
 def test_every_awaited_health_has_a_healthcheck(compose_config: dict[str, Any]) -> None:

@@ -10,7 +10,10 @@ import pytest
 import yaml
 
 from fleet.common.config import Settings
+from fleet.contracts.queues import QUEUES, QueueSpec
+from fleet.platform.cli import CONSOLE_PORT, console_secret
 from fleet.platform.distributed import PORTS
+from fleet.platform.gateway import owner_of
 from fleet.platform.services import ROUTE_PREFIXES, SERVICE_NAMES
 
 AUTOSCALED = {"trip", "vehicle"}
@@ -105,7 +108,7 @@ def test_every_pod_is_hardened_with_probes_and_resources(
     kit: ModuleType, docs: list[dict[str, Any]]
 ) -> None:
     pods = list(kit.pod_specs(docs))
-    assert len(pods) == 2 * len(SERVICE_NAMES)
+    assert len(pods) == 2 * len(SERVICE_NAMES) + 1  # + the console
     accounts = {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"}
     for obj, pod in pods:
         kit.assert_pod_hardened(obj, pod)
@@ -115,19 +118,90 @@ def test_every_pod_is_hardened_with_probes_and_resources(
 
 
 def test_ingress_routes_every_prefix_to_the_service_owning_it(docs: list[dict[str, Any]]) -> None:
-    [rule] = named(docs, "Ingress", "fleet")["spec"]["rules"]
     routes: dict[str, set[str]] = {}
-    for path in rule["http"]["paths"]:
-        assert path["pathType"] == "Prefix"
+    for path in ingress_paths(docs):
         backend = path["backend"]["service"]
         assert backend["port"] == {"name": "http"}
-        routes.setdefault(backend["name"], set()).add(path["path"])
+        if not path["path"].startswith(("/dead-letters", "/console")):
+            assert path["pathType"] == "Prefix"
+            routes.setdefault(backend["name"], set()).add(path["path"])
     assert routes == {name: set(prefixes) for name, prefixes in ROUTE_PREFIXES.items()}
+
+
+def ingress_paths(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    paths: list[dict[str, Any]] = named(docs, "Ingress", "fleet")["spec"]["rules"][0]["http"][
+        "paths"
+    ]
+    return paths
+
+
+@pytest.mark.parametrize("queue", QUEUES, ids=lambda q: q.name)
+def test_every_queues_dead_letters_are_routed_to_the_service_consuming_it(
+    kit: ModuleType, docs: list[dict[str, Any]], queue: QueueSpec
+) -> None:
+    paths = ingress_paths(docs)
+    route = f"/dead-letters/{queue.name}"
+    assert [(p["path"], p["pathType"]) for p in paths if p["path"] == route] == [(route, "Prefix")]
+    for path in (route, f"{route}/replay"):
+        assert kit.ingress_backend(paths, path) == queue.service == owner_of(path)
+
+
+def test_ingress_sends_the_console_and_the_dead_letter_union_to_the_console(
+    kit: ModuleType, docs: list[dict[str, Any]]
+) -> None:
+    paths = ingress_paths(docs)
+    for path in ("/console", "/console/", "/console/trips/1", "/dead-letters"):
+        assert kit.ingress_backend(paths, path) == "console", path
+    # Only the queues of QUEUES have a route: no stale ones, no neighbours caught by a prefix.
+    queues = {p["path"] for p in paths if p["path"].startswith("/dead-letters/")}
+    assert queues == {f"/dead-letters/{q.name}" for q in QUEUES}
+    for path in ("/dead-letters/nobody.events", "/dead-letters/trip.events-x", "/consoles"):
+        assert kit.ingress_backend(paths, path) is None, path
+
+
+def test_console_calls_every_service_directly_with_only_its_own_secret(
+    kit: ModuleType, docs: list[dict[str, Any]]
+) -> None:
+    deployment = named(docs, "Deployment", "console")
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    args = container["args"]
+    port = str(CONSOLE_PORT)
+    assert args[:5] == ["console", "--host", kit.ANY_HOST, "--port", port]
+    assert kit.upstream_args(args) == {name: f"http://{name}:{PORTS[name]}" for name in PORTS}
+    for name in SERVICE_NAMES:
+        assert named(docs, "Service", name)["spec"]["ports"][0]["port"] == PORTS[name]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": CONSOLE_PORT, "protocol": "TCP"}
+    ]
+    kit.assert_probes(deployment, container, ready="/console/login")
+    service = named(docs, "Service", "console")
+    assert service["spec"]["ports"][0]["port"] == CONSOLE_PORT
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    for selector in (
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"],
+        named(docs, "PodDisruptionBudget", "console")["spec"]["selector"]["matchLabels"],
+    ):
+        assert selector.items() <= pod_labels.items()
+    for name in SERVICE_NAMES:  # never a pod of a service
+        assert not named(docs, "Service", name)["spec"]["selector"].items() <= pod_labels.items()
+    assert deployment["spec"]["replicas"] >= 2  # hence the shared key
+    # No configuration or key of the services: only the fleet-console Secret.
+    assert container["envFrom"] == [{"secretRef": {"name": "fleet-console"}}]
+    assert set(kit.secret_template()["fleet-console"]) == set(kit.CONSOLE_SECRET_STAND_IN)
+    assert "jwt" not in {v["name"] for v in pod["volumes"]}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["FLEET_ENV"] == "prod"
+    assert env["FORWARDED_ALLOW_IPS"] == "*"  # behind the TLS ingress: Secure cookies
+    assert console_secret({**env, **kit.CONSOLE_SECRET_STAND_IN})
+    with pytest.raises(ValueError, match="FLEET_CONSOLE_SECRET"):
+        console_secret(env)
 
 
 def test_secret_template_names_keys_without_values(kit: ModuleType) -> None:
     secrets = kit.secret_template()
-    assert set(secrets) == {"fleet-secrets", "fleet-jwt"}
+    assert set(secrets) == {"fleet-secrets", "fleet-jwt", "fleet-console"}
     assert set(secrets["fleet-secrets"]) == set(kit.SECRET_STAND_INS)
     assert set(secrets["fleet-jwt"]) == {"jwt.pem", "jwt.pub"}
     assert all(value == "" for keys in secrets.values() for value in keys.values())
@@ -141,6 +215,8 @@ def test_settings_load_in_prod_mode_from_the_config_map_and_secrets(
     config_maps = {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"}
     secrets = kit.secret_template()
     for obj, pod in kit.pod_specs(docs):
+        if kit.is_console(obj):
+            continue  # no Settings: a client of the API (its own test above)
         for container in pod["containers"]:
             refs = {s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s}
             assert refs <= set(secrets)

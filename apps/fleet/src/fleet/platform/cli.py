@@ -6,13 +6,16 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
 from rich.console import Console
+from starlette.applications import Starlette
+from starlette.requests import Request
 
 from fleet.common import migrations
 from fleet.common.config import Settings
@@ -174,6 +177,112 @@ def gateway(
     for name in upstreams:
         _check_service(name)
     _serve(gateway_app(upstreams), host, port)
+
+
+# `fleet console` listens here unless told otherwise (the services use 8001-8004, the gateway 8000).
+CONSOLE_PORT = 8005
+CONSOLE_SECRET_ENV = "FLEET_CONSOLE_SECRET"  # noqa: S105 - the variable's name
+CONSOLE_SECRET_MIN_LENGTH = 32
+
+
+def console_secret(environ: Mapping[str, str]) -> bytes | None:
+    """The key of the console's CSRF tokens and flash messages, from FLEET_CONSOLE_SECRET: every
+    replica behind one address needs the same. Unset, a random key per process (None), which only
+    dev and test accept; anything else (FLEET_ENV=prod, the image's default) refuses to start."""
+    value = environ.get(CONSOLE_SECRET_ENV, "")
+    if not value:
+        if environ.get("FLEET_ENV", "dev") in ("dev", "test"):
+            return None
+        raise ValueError(
+            f"{CONSOLE_SECRET_ENV} must be set outside dev: the key every console replica shares"
+        )
+    if len(value) < CONSOLE_SECRET_MIN_LENGTH:
+        raise ValueError(
+            f"{CONSOLE_SECRET_ENV} must have at least {CONSOLE_SECRET_MIN_LENGTH} characters"
+        )
+    return value.encode()
+
+
+def console_server(platform: str | dict[str, str], secret: bytes | None = None) -> Starlette:
+    """The operations console alone, at /console, with /health for probes.
+
+    `platform` is the API's base URL (a gateway, the embedded platform), or the services' own
+    base URLs (service -> URL) when there is no gateway (Kubernetes): the console then calls them
+    through a gateway in this process, which also answers `GET /dead-letters` here with every
+    service's queues, as the gateway does."""
+    from starlette.responses import JSONResponse
+    from starlette.routing import BaseRoute, Mount, Route
+
+    from fleet.platform.console import LocalTransport, console_app
+    from fleet.platform.gateway import gateway_app
+
+    async def health(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    parts: list[Starlette] = []
+    routes: list[BaseRoute] = [Route("/health", health)]
+    if isinstance(platform, str):
+        ui = console_app(platform, secret=secret)
+    else:
+        proxy = gateway_app(platform, console=False)
+        parts.append(proxy)
+        routes.append(Route("/dead-letters", proxy, methods=["GET"]))
+        ui = console_app(LocalTransport(app=proxy), secret=secret)
+    parts.append(ui)
+    routes.append(Mount("/console", ui))
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # Mounted apps get no lifespan of their own: the proxy's client opens and closes here.
+        async with AsyncExitStack() as stack:
+            for part in parts:
+                await stack.enter_async_context(part.router.lifespan_context(part))
+            yield
+
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+@app.command("console")
+def console_command(
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = CONSOLE_PORT,
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FLEET_API_URL", help="The platform API's base URL (a gateway, `fleet run`)."
+        ),
+    ] = None,
+    upstream: Annotated[
+        list[str],
+        typer.Option(
+            help="service=URL, once per service: call the services directly (no gateway) "
+            "instead of --api-url."
+        ),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+) -> None:
+    """Serve the operations console alone at /console, against the platform's API.
+
+    FLEET_CONSOLE_SECRET keys its forms (required unless FLEET_ENV is dev or test)."""
+    if bool(api_url) == bool(upstream):
+        console.print(
+            "[red]fleet console needs the platform API[/]: --api-url URL (or FLEET_API_URL), "
+            "or --upstream service=URL per service, not both"
+        )
+        raise typer.Exit(2)
+    if api_url and not api_url.startswith(("http://", "https://")):
+        console.print(f"[red]--api-url must be an http(s) URL[/], not {api_url!r}")
+        raise typer.Exit(2)
+    upstreams = dict(u.split("=", 1) for u in upstream)
+    for name in upstreams:
+        _check_service(name)
+    try:
+        secret = console_secret(os.environ)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    target = api_url or ", ".join(f"{k}={v}" for k, v in upstreams.items())
+    console.print(f"[bold]Fleet console[/] on http://{host}:{port}/console/ (API: {target})")
+    _serve(console_server(api_url or upstreams, secret), host, port)
 
 
 dead = typer.Typer(help="Dead letters on RabbitMQ (AMQP_URL): list and replay.")
