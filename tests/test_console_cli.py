@@ -144,6 +144,14 @@ def test_the_key_comes_from_the_environment_and_is_required_outside_dev() -> Non
         console_secret({"FLEET_ENV": "dev", "FLEET_CONSOLE_SECRET": "short"})
 
 
+def test_the_gateways_and_embedded_console_use_the_key_when_given_and_never_require_it() -> None:
+    good = "g" * 32
+    assert console_secret({"FLEET_ENV": "prod"}, required=False) is None
+    assert console_secret({"FLEET_CONSOLE_SECRET": good}, required=False) == good.encode()
+    with pytest.raises(ValueError, match="at least 32 characters"):
+        console_secret({"FLEET_CONSOLE_SECRET": "short"}, required=False)
+
+
 @pytest.mark.parametrize(
     ("args", "env", "complaint"),
     [

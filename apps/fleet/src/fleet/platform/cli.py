@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -20,6 +20,7 @@ from starlette.requests import Request
 from fleet.common import migrations
 from fleet.common.config import Settings
 from fleet.common.db import Database, ensure_database
+from fleet.platform.console import console_secret
 from fleet.platform.embedded import embedded_app, service_app
 from fleet.platform.services import SERVICE_NAMES, module_named
 
@@ -181,26 +182,6 @@ def gateway(
 
 # `fleet console` listens here unless told otherwise (the services use 8001-8004, the gateway 8000).
 CONSOLE_PORT = 8005
-CONSOLE_SECRET_ENV = "FLEET_CONSOLE_SECRET"  # noqa: S105 - the variable's name
-CONSOLE_SECRET_MIN_LENGTH = 32
-
-
-def console_secret(environ: Mapping[str, str]) -> bytes | None:
-    """The key of the console's CSRF tokens and flash messages, from FLEET_CONSOLE_SECRET: every
-    replica behind one address needs the same. Unset, a random key per process (None), which only
-    dev and test accept; anything else (FLEET_ENV=prod, the image's default) refuses to start."""
-    value = environ.get(CONSOLE_SECRET_ENV, "")
-    if not value:
-        if environ.get("FLEET_ENV", "dev") in ("dev", "test"):
-            return None
-        raise ValueError(
-            f"{CONSOLE_SECRET_ENV} must be set outside dev: the key every console replica shares"
-        )
-    if len(value) < CONSOLE_SECRET_MIN_LENGTH:
-        raise ValueError(
-            f"{CONSOLE_SECRET_ENV} must have at least {CONSOLE_SECRET_MIN_LENGTH} characters"
-        )
-    return value.encode()
 
 
 def console_server(platform: str | dict[str, str], secret: bytes | None = None) -> Starlette:

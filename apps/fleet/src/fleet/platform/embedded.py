@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import FastAPI
 
 from fleet.common.app import create_app
 from fleet.common.config import Settings
-from fleet.platform.console import LocalTransport, console_app
+from fleet.platform.console import LocalTransport, console_app, console_secret
 from fleet.platform.services import all_modules, module_named
 
 
@@ -16,7 +18,10 @@ def embedded_app(settings: Settings | None = None, *, console: bool = True) -> F
     app = create_app(all_modules(), settings, migrate_on_startup=True)
     if console:
         # The console calls this very app's public API in process, as any client would.
-        app.mount("/console", console_app(LocalTransport(app=app)))
+        app.mount(
+            "/console",
+            console_app(LocalTransport(app=app), secret=console_secret(os.environ, required=False)),
+        )
     return app
 
 

@@ -7,6 +7,7 @@ API calls go through this same proxy.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from fleet.common.errors import PROBLEM_MEDIA_TYPE, problem
-from fleet.platform.console import LocalTransport, console_app
+from fleet.platform.console import LocalTransport, console_app, console_secret
 from fleet.platform.services import SERVICE_NAMES, service_for_path
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host"}
@@ -115,5 +116,13 @@ def gateway_app(
     routes: list[BaseRoute] = [Route("/health", health)]
     if console:
         # The console's API calls enter the proxy in process and go on to the services.
-        routes.append(Mount("/console", console_app(LocalTransport(app=Starlette(routes=api)))))
+        routes.append(
+            Mount(
+                "/console",
+                console_app(
+                    LocalTransport(app=Starlette(routes=api)),
+                    secret=console_secret(os.environ, required=False),
+                ),
+            )
+        )
     return Starlette(routes=[*routes, *api], lifespan=lifespan)

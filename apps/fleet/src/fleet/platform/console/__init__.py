@@ -6,5 +6,6 @@ It reads and acts on the platform only through the public REST API, as the signe
 
 from fleet.platform.console._api import ApiError, PlatformApi
 from fleet.platform.console._app import LocalTransport, console_app
+from fleet.platform.console._security import console_secret
 
-__all__ = ["ApiError", "LocalTransport", "PlatformApi", "console_app"]
+__all__ = ["ApiError", "LocalTransport", "PlatformApi", "console_app", "console_secret"]

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -126,3 +127,27 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+CONSOLE_SECRET_ENV = "FLEET_CONSOLE_SECRET"  # noqa: S105 - the variable's name
+CONSOLE_SECRET_MIN_LENGTH = 32
+
+
+def console_secret(environ: Mapping[str, str], *, required: bool = True) -> bytes | None:
+    """The key of the console's CSRF tokens and flash messages, from FLEET_CONSOLE_SECRET: every
+    replica behind one address needs the same. Unset, a random key per process (None), which only
+    dev and test accept; anything else (FLEET_ENV=prod, the image's default) refuses to start.
+    `required=False` (the gateway's and the embedded app's console, one process each): unset is a
+    random key whatever the environment; set, it is used and checked all the same."""
+    value = environ.get(CONSOLE_SECRET_ENV, "")
+    if not value:
+        if not required or environ.get("FLEET_ENV", "dev") in ("dev", "test"):
+            return None
+        raise ValueError(
+            f"{CONSOLE_SECRET_ENV} must be set outside dev: the key every console replica shares"
+        )
+    if len(value) < CONSOLE_SECRET_MIN_LENGTH:
+        raise ValueError(
+            f"{CONSOLE_SECRET_ENV} must have at least {CONSOLE_SECRET_MIN_LENGTH} characters"
+        )
+    return value.encode()
