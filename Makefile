@@ -14,9 +14,10 @@ export UV_LINK_MODE := copy
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+BENCH_REPORT_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-distributed test lint format typecheck check bench clean
+.PHONY: help install run run-distributed test lint format typecheck check bench bench-report clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -54,7 +55,11 @@ typecheck: install ## mypy --strict on the service kit and the services' domains
 check: lint typecheck test ## Everything CI runs
 
 bench: install ## Benchmarks (figures printed; see docs/performance.md)
-	@for b in bench/*.py; do echo "== $$b"; $(UV) run --locked python $$b || exit 1; done
+	@for b in $(filter-out bench/report.py,$(wildcard bench/*.py)); do \
+	  echo "== $$b"; $(UV) run --locked python $$b || exit 1; done
+
+bench-report: install ## Markdown report of the latest benchmark results (BENCH_REPORT_ARGS="--all --output FILE")
+	@$(UV) run --locked python bench/report.py $(BENCH_REPORT_ARGS)
 
 clean: ## Remove the virtualenv, caches and embedded data
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache data

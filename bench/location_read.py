@@ -11,6 +11,8 @@ the ratio service / bare. Target: ≥ 0.7x the bare app's requests/s.
     uv run python bench/location_read.py                       # wrk, 64 connections, 2 x 10 s
     uv run python bench/location_read.py --driver httpx --seconds 5
     uv run python bench/location_read.py --log-level WARNING   # without the access log
+    uv run python bench/location_read.py --driver httpx --vehicles 2 --rounds 1 \
+        --seconds 0.5 --warmup 0.2 --connections 4                 # a smoke run (seconds)
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from pathlib import Path
 import httpx
 from benchkit.cpu import CpuMeter
 from benchkit.probes import hello_app
-from benchkit.report import percentile, table, write_json
-from benchkit.stack import DEFAULT_REDIS, free_ports
+from benchkit.report import add_results_dir_option, percentile, table, write_json
+from benchkit.stack import DEFAULT_REDIS, exit_on_sigterm, free_ports
 
 from fleet.common.auth import TokenIssuer, generate_keypair
 from fleet.common.testing import create_database, drop_database
@@ -273,18 +275,37 @@ def summary(runs: list[Run], target: str) -> Run:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="per round and target")
     parser.add_argument("--rounds", type=int, default=2, help="alternating service/bare rounds")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per target")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--vehicles", type=int, default=100, help="distinct ids read in turn")
     default_driver = "wrk" if shutil.which("wrk") else "httpx"
-    parser.add_argument("--driver", choices=["wrk", "httpx"], default=default_driver)
+    parser.add_argument(
+        "--driver",
+        choices=["wrk", "httpx"],
+        default=default_driver,
+        help=f"load generator (default here: {default_driver}; httpx when wrk is missing)",
+    )
     parser.add_argument("--log-level", default="INFO", help="INFO keeps the access log on")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", DEFAULT_REDIS))
-    args = parser.parse_args()
+    add_results_dir_option(parser)
+    args = parser.parse_args(argv)
+    if args.driver == "wrk" and shutil.which("wrk") is None:
+        parser.error("--driver wrk: wrk is not installed (apt-get install wrk); or --driver httpx")
+    if min(args.rounds, args.connections, args.vehicles) < 1 or args.seconds <= 0:
+        parser.error("--rounds, --connections and --vehicles must be ≥ 1, --seconds > 0")
+    return args
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    exit_on_sigterm()
+    load_before = os.getloadavg()  # other work on the machine skews every figure
     with vehicle_service(args.redis_url, args.log_level) as (url, pid, issuer), hello_app() as bare:
         operator = issuer.issue(uuid.uuid4(), "operator", "bench-operator@example.com")
         rider = issuer.issue(uuid.uuid4(), "rider", "bench-rider@example.com")
@@ -292,9 +313,10 @@ def main() -> int:
         service = Server(url, pid, [f"/vehicles/{v}/location" for v in ids])
         bare_pid = _pid_listening(bare)
         hello = Server(bare, bare_pid, ["/health"])
-        warm = argparse.Namespace(**{**vars(args), "seconds": 2.0})
-        measure("location", service, rider, warm)
-        measure("bare", hello, rider, warm)
+        if args.warmup > 0:
+            warm = argparse.Namespace(**{**vars(args), "seconds": args.warmup})
+            measure("location", service, rider, warm)
+            measure("bare", hello, rider, warm)
         runs = []
         for _ in range(args.rounds):
             runs.append(measure("location", service, rider, args))
@@ -325,9 +347,19 @@ def main() -> int:
     print(table(title, header, rows))
     print(f"ratio location / bare: {ratio:.2f}x requests/s (target ≥ {TARGET_RATIO}x)")
     print("cache lookups during the run:", ", ".join(f"{k}={v:.0f}" for k, v in counts.items()))
+    errors = [f"{r.target}: {r.failed} of {r.requests} requests failed" for r in runs if r.failed]
     path = write_json(
         "location_read",
-        {"args": vars(args), "runs": [vars(r) for r in runs], "ratio": ratio, "cache": counts},
+        {
+            "args": vars(args),
+            "load_average_before": load_before,
+            # Medians over the rounds; `runs` holds each round.
+            "summary": {"location": vars(loc), "ratio": ratio, "cache": counts},
+            "baselines": {"bare": vars(base)},
+            "errors": errors,
+            "runs": [vars(r) for r in runs],
+        },
+        args.results_dir,
     )
     print(f"results: {path}")
     failed = loc.requests and (loc.failed or base.failed)

@@ -41,8 +41,14 @@ from benchkit import hops
 from benchkit.cpu import CpuMeter, cpu_table
 from benchkit.observe import EventObserver, Observer, PollObserver
 from benchkit.probes import hello_app, probe
-from benchkit.report import LATENCY_HEADER, Latency, table, write_json
-from benchkit.stack import Target, own_stack
+from benchkit.report import (
+    LATENCY_HEADER,
+    Latency,
+    add_results_dir_option,
+    table,
+    write_json,
+)
+from benchkit.stack import Target, exit_on_sigterm, own_stack
 
 from fleet.platform.client import SEOUL, ApiError, Platform, User
 
@@ -88,6 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-logs", action="store_true", help="keep the own stack's service logs")
     p.add_argument("--probe-requests", type=int, default=500, help="requests per baseline")
     p.add_argument("--no-baseline", action="store_true", help="skip the /health baselines")
+    add_results_dir_option(p)
     args = p.parse_args(argv)
     if args.bookings < 1 or args.concurrency < 1:
         p.error("--bookings and --concurrency must be at least 1")
@@ -336,11 +343,12 @@ async def measure(args: argparse.Namespace, target: Target) -> None:
     extra = {"polls": observer.polls} if isinstance(observer, PollObserver) else {}
     result: dict[str, Any] = {"args": vars(args), "load_average_before": load_before, "summary": s}
     result |= {"baselines": base, "errors": run.errors[:50], **extra}
-    log(f"results written to {write_json('saga', result)}")
+    log(f"results written to {write_json('saga', result, args.results_dir)}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     args.observe = args.observe or "events"
     where: AbstractContextManager[Target] = (
         nullcontext(

@@ -15,6 +15,8 @@ backlog to drain and counts the rows in PostgreSQL. Target: 16,700/s (1 M per mi
     uv run python bench/telemetry.py                          # both paths, 20 s
     uv run python bench/telemetry.py --mode http --seconds 30
     uv run python bench/telemetry.py --mode amqp --publishers 8 --per-message 20
+    uv run python bench/telemetry.py --seconds 1 --vehicles 4 --http-workers 1 --batch 5 \
+        --publishers 1 --per-message 2                         # a smoke run (seconds)
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ import asyncpg
 import httpx
 import orjson
 from benchkit.cpu import CpuMeter
-from benchkit.report import table, write_json
-from benchkit.stack import DEFAULT_REDIS, free_ports
+from benchkit.report import add_results_dir_option, table, write_json
+from benchkit.stack import DEFAULT_REDIS, exit_on_sigterm, free_ports
 
 from fleet.common.messaging import Envelope
 from fleet.common.testing import create_database, create_vhost, delete_vhost, drop_database
@@ -49,6 +51,7 @@ from fleet.platform.distributed import DistributedStack
 from fleet.platform.services import SERVICE_NAMES
 
 REGISTER_CONCURRENCY = 16
+KEPT_ERRORS = 50  # error messages kept for the JSON result
 
 
 @dataclass
@@ -58,6 +61,7 @@ class Counters:
     refused: int = 0
     errors: int = 0
     samples: list[tuple[float, int, int]] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)  # the first errors, for the JSON result
 
     @property
     def accepted(self) -> int:
@@ -74,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--publishers", type=int, default=4, help="AMQP publishers (default 4)")
     p.add_argument("--per-message", type=int, default=10, help="readings per message (10)")
     p.add_argument("--rate", type=float, default=0, help="cap updates/s overall (0: flat out)")
+    add_results_dir_option(p)
     return p.parse_args(argv)
 
 
@@ -157,6 +162,10 @@ async def http_worker(
                 await asyncio.sleep(0.2)
             else:
                 c.errors += 1
+                if len(c.messages) < KEPT_ERRORS:
+                    c.messages.append(
+                        f"POST /vehicles/{vid}/telemetry: {r.status_code} {r.text[:200]}"
+                    )
 
 
 def amqp_bodies(fleet: list[tuple[str, str]], per_message: int, count: int = 2000) -> list[Any]:
@@ -244,7 +253,8 @@ async def progress(vehicle_url: str, until: float, c: Counters, t0: float) -> No
 
 async def run(
     args: argparse.Namespace, stack: DistributedStack, database_url: str, amqp_url: str
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[str]]:
+    """The figures, and the first error messages."""
     vehicle_url = stack.url("vehicle")
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as http:
         api = Platform(http)
@@ -294,7 +304,7 @@ async def run(
         "stored_per_s": round(rows / drained_s),
         "drain_s": round(drained_s - load_s, 1),
         "cpu_s": cpu,
-    }
+    }, c.messages
 
 
 @contextmanager
@@ -325,11 +335,17 @@ def stack_for_bench() -> Iterator[tuple[DistributedStack, str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
+    load_before = os.getloadavg()  # other work on the machine skews every figure
     with stack_for_bench() as (stack, database_url, amqp_url):
-        result = asyncio.run(run(args, stack, database_url, amqp_url))
+        result, errors = asyncio.run(run(args, stack, database_url, amqp_url))
     rows = [[k, f"{v:,}" if isinstance(v, int) else str(v)] for k, v in result.items()]
     print(table("Telemetry ingestion", ["figure", "value"], rows))
-    write_json("telemetry", result)
+    for error in errors[:5]:
+        print(f"error: {error}")
+    data = {"args": vars(args), "load_average_before": load_before, "summary": result}
+    path = write_json("telemetry", data | {"baselines": {}, "errors": errors}, args.results_dir)
+    print(f"results: {path}")
     ok = result["rows_in_postgres"] >= result["accepted"] and result["errors"] == 0
     return 0 if ok else 1
 

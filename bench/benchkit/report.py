@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import math
@@ -14,6 +15,25 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
+# Where results go instead of bench/results/ (a `--results-dir` option wins over it).
+RESULTS_ENV = "FLEET_BENCH_RESULTS"
+
+
+def results_dir(override: Path | None = None) -> Path:
+    """The results directory: `override`, else $FLEET_BENCH_RESULTS, else bench/results/."""
+    if override is not None:
+        return override
+    return Path(os.environ[RESULTS_ENV]) if os.environ.get(RESULTS_ENV) else RESULTS
+
+
+def add_results_dir_option(parser: argparse.ArgumentParser) -> None:
+    """`--results-dir DIR`, the same option in every benchmark."""
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"write the JSON result here (default: ${RESULTS_ENV} or bench/results/)",
+    )
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -113,11 +133,15 @@ def _git_commit() -> str:
     return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def write_json(name: str, data: dict[str, Any]) -> Path:
-    """Save `data` (+ the machine) as bench/results/<name>-<UTC timestamp>.json."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write_json(name: str, data: dict[str, Any], directory: Path | None = None) -> Path:
+    """Save `data` (+ the machine) as <results dir>/<name>-<UTC timestamp>.json.
+
+    Every benchmark writes the same keys, which bench/report.py reads: `args` (its options),
+    `load_average_before`, `summary` (the figures), `baselines` and `errors`."""
+    folder = results_dir(directory)
+    folder.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"{name}-{stamp}.json"
+    path = folder / f"{name}-{stamp}.json"
     payload = {"benchmark": name, "at": stamp, "machine": machine(), **data}
     path.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
     return path

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +35,17 @@ class Target:
     database_url: str | None = None  # only for a stack the benchmark owns (hop breakdown)
     logs: Path | None = None
     pids: dict[str, int] = field(default_factory=dict)  # service → process id, if local
+
+
+def exit_on_sigterm() -> None:
+    """Make `kill` (SIGTERM) end a benchmark as Ctrl-C does: its `finally` blocks stop the
+    services and remove the database and vhost. (Without it they would be left behind; and
+    Ctrl-C cannot be relied on: a process started in the background may ignore SIGINT.)"""
+
+    def leave(signum: int, _frame: object) -> None:
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
 
 
 @contextmanager
