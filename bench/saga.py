@@ -19,6 +19,7 @@ timestamps) and reports the CPU time each process used per booking.
 
     uv run python bench/saga.py                      # own stack, 500 bookings at 32
     uv run python bench/saga.py --bookings 300 --concurrency 16
+    uv run python bench/saga.py --bookings 400 --rate 20   # open loop: 20 arrivals per second
     uv run python bench/saga.py --url http://127.0.0.1:8000 --amqp-url amqp://…/vhost
 """
 
@@ -72,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--bookings", type=int, default=500, help="bookings to make (default 500)")
     p.add_argument("--concurrency", type=int, default=32, help="bookings in flight (default 32)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        help="open loop: start a booking every 1/RATE s whatever is in flight (instead of "
+        "--concurrency clients); the figure to compare with the target's 100/s at p95 150 ms",
+    )
     p.add_argument("--vehicles", type=int, help="vehicles to register (default: --bookings)")
     p.add_argument("--riders", type=int, help="riders to register (default: --concurrency)")
     where = p.add_mutually_exclusive_group()
@@ -98,6 +105,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.bookings < 1 or args.concurrency < 1:
         p.error("--bookings and --concurrency must be at least 1")
+    if args.rate is not None and args.rate <= 0:
+        p.error("--rate must be positive")
     args.vehicles = args.bookings if args.vehicles is None else args.vehicles
     args.riders = min(args.concurrency, args.bookings) if args.riders is None else args.riders
     return args
@@ -151,25 +160,27 @@ class Run:
         self.bookings: list[Booking] = []
         self.errors: list[str] = []
 
+    async def one(self, rider: User) -> None:
+        """Book, then wait for the outcome."""
+        sent = time.perf_counter()
+        try:
+            trip = await self.api.book(rider)
+        except (ApiError, httpx.HTTPError) as exc:
+            self.errors.append(f"POST /trips: {exc}")
+            return
+        booking = Booking(str(trip["id"]), str(trip["saga_id"]), rider, sent, time.perf_counter())
+        self.bookings.append(booking)
+        try:
+            booking.status, booking.settled = await self.observer.settled(
+                rider, booking.trip_id, SETTLE_TIMEOUT_S
+            )
+        except (TimeoutError, ApiError, httpx.HTTPError) as exc:
+            self.errors.append(f"trip {booking.trip_id}: {exc}")
+
     async def worker(self, number: int, todo: Any) -> None:
         rider = self.riders[number % len(self.riders)]
         for _ in todo:
-            sent = time.perf_counter()
-            try:
-                trip = await self.api.book(rider)
-            except (ApiError, httpx.HTTPError) as exc:
-                self.errors.append(f"POST /trips: {exc}")
-                continue
-            booking = Booking(
-                str(trip["id"]), str(trip["saga_id"]), rider, sent, time.perf_counter()
-            )
-            self.bookings.append(booking)
-            try:
-                booking.status, booking.settled = await self.observer.settled(
-                    rider, booking.trip_id, SETTLE_TIMEOUT_S
-                )
-            except (TimeoutError, ApiError, httpx.HTTPError) as exc:
-                self.errors.append(f"trip {booking.trip_id}: {exc}")
+            await self.one(rider)
 
     async def progress(self, total: int, started: float) -> None:
         while True:
@@ -179,16 +190,33 @@ class Run:
             rate = len(done) / (time.perf_counter() - started)
             log(f"  {len(done)}/{total} settled ({ok} confirmed), {rate:.1f}/s")
 
-    async def drive(self, total: int, concurrency: int) -> float:
-        """Run every booking; the wall time from the first POST to the last outcome."""
-        todo = iter(range(total))
+    async def drive(self, total: int, concurrency: int, rate: float | None = None) -> float:
+        """Run every booking; the wall time from the first POST to the last outcome.
+
+        Closed loop by default (`concurrency` clients, each books again once its booking
+        settled); with `rate`, open loop: a new booking every 1/rate seconds, however many are
+        in flight, as riders arrive in the real world."""
         started = time.perf_counter()
         ticker = asyncio.create_task(self.progress(total, started))
         try:
-            await asyncio.gather(*(self.worker(i, todo) for i in range(concurrency)))
+            if rate is None:
+                todo = iter(range(total))
+                await asyncio.gather(*(self.worker(i, todo) for i in range(concurrency)))
+            else:
+                await self.arrivals(total, rate, started)
         finally:
             ticker.cancel()
         return time.perf_counter() - started
+
+    async def arrivals(self, total: int, rate: float, started: float) -> None:
+        tasks: list[asyncio.Task[None]] = []
+        for i in range(total):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            rider = self.riders[i % len(self.riders)]
+            tasks.append(asyncio.create_task(self.one(rider)))
+        await asyncio.gather(*tasks)
 
 
 @dataclass
@@ -291,8 +319,14 @@ def render(args: argparse.Namespace, s: dict[str, Any], base: dict[str, Any]) ->
     rows += [[f"    {name}", *lat.cells()] for name, lat in s["hops"].items()]
     for name, modes in base.items():
         rows += [[f"{name}, {mode}", *lat.cells()] for mode, lat in modes.items()]
-    title = f"Booking saga: {args.bookings} bookings at concurrency {args.concurrency}\n{head}"
+    title = f"Booking saga: {args.bookings} bookings {pace(args)}\n{head}"
     return table(title, ["", *LATENCY_HEADER], rows)
+
+
+def pace(args: argparse.Namespace) -> str:
+    if args.rate is not None:
+        return f"arriving at {args.rate:g}/s (open loop)"
+    return f"at concurrency {args.concurrency}"
 
 
 def make_observer(args: argparse.Namespace, target: Target, api: Platform) -> Observer:
@@ -309,11 +343,11 @@ async def drive(
     observer = make_observer(args, target, api)
     await observer.start()
     run = Run(api, observer, riders)
-    log(f"booking {args.bookings} at concurrency {args.concurrency}, seen by {args.observe}")
+    log(f"booking {args.bookings} {pace(args)}, seen by {args.observe}")
     meter = CpuMeter(target.pids)
     meter.start()
     try:
-        wall = await run.drive(args.bookings, args.concurrency)
+        wall = await run.drive(args.bookings, args.concurrency, args.rate)
     finally:
         cpu = meter.stop()
         await observer.close()
@@ -325,7 +359,8 @@ async def drive(
 
 async def measure(args: argparse.Namespace, target: Target) -> None:
     load_before = os.getloadavg()  # other work on the machine skews every figure
-    limits = httpx.Limits(max_connections=args.concurrency + 8)
+    in_flight = args.concurrency if args.rate is None else max(args.concurrency, int(args.rate))
+    limits = httpx.Limits(max_connections=in_flight + 8)
     async with httpx.AsyncClient(base_url=target.gateway, timeout=30, limits=limits) as http:
         api = Platform(http)
         riders = await setup(api, args.riders, args.vehicles)
