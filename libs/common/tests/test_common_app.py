@@ -86,6 +86,24 @@ async def test_oversized_bodies_are_refused_before_parsing(client: httpx.AsyncCl
     assert "2048" in str(body["detail"])
 
 
+async def test_oversized_streamed_bodies_are_413_too(client: httpx.AsyncClient) -> None:
+    # Without a Content-Length the limit trips while FastAPI reads the body: it was a 400.
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"x" * 1024
+
+    r = await client.post("/things", content=chunks(), headers={"content-type": "application/json"})
+    body = _is_problem(r, 413)
+    assert "2048" in str(body["detail"])
+
+
+async def test_unreadable_bodies_are_400_problems(client: httpx.AsyncClient) -> None:
+    r = await client.post(
+        "/things", content=b"\xff\xfe{", headers={"content-type": "application/json"}
+    )
+    assert _is_problem(r, 400)["detail"]
+
+
 async def test_domain_errors_keep_their_status(client: httpx.AsyncClient) -> None:
     body = _is_problem(await client.get("/conflict"), 409)
     assert body["detail"] == "already there"

@@ -75,6 +75,9 @@ async def test_riders_cannot_change_tariffs(client: httpx.AsyncClient, rider: Ac
         ({"base_cents": 1, "per_km_cents": 1, "per_min_cents": 10**12}, "per_min_cents"),
         ({"base_cents": 1, "per_km_cents": 1}, "per_min_cents"),
         ({"base_cents": 1, "per_km_cents": 1, "per_min_cents": 1, "x": 1}, "x"),
+        # found by the API fuzz suite: booleans and numeric strings were taken as cents
+        ({"base_cents": 1, "per_km_cents": 1, "per_min_cents": False}, "per_min_cents"),
+        ({"base_cents": "5", "per_km_cents": 1, "per_min_cents": 1}, "base_cents"),
     ],
 )
 async def test_bad_tariffs_are_422_naming_the_field_and_change_nothing(
@@ -100,6 +103,12 @@ async def test_model_names_with_sql_metacharacters_are_refused(
         ({"pickup": {"lat": "north", "lon": 0}, "dropoff": GANGNAM}, "lat"),
         ({"pickup": SEOUL}, "dropoff"),
         ({"pickup": {"lat": 0, "lon": 181}, "dropoff": GANGNAM}, "lon"),
+        # found by the API fuzz suite: `false` was taken as 0 and "37.5" as 37.5
+        ({"pickup": SEOUL, "dropoff": {"lat": 37.5, "lon": False}}, "lon"),
+        ({"pickup": {"lat": "37.5", "lon": 127.0}, "dropoff": GANGNAM}, "lat"),
+        ({"pickup": {**SEOUL, "alt": 30}, "dropoff": GANGNAM}, "alt"),
+        # PostgreSQL refuses NUL in text: the tariff lookup was a 500
+        ({"pickup": SEOUL, "dropoff": GANGNAM, "vehicle_model": "Ioniq\x005"}, "vehicle_model"),
     ],
 )
 async def test_bad_quotes_are_422_naming_the_field(

@@ -105,6 +105,9 @@ BAD_CANCELS: list[tuple[dict[str, Any], list[str]]] = [
     ({"reason": "x" * 501}, ["body", "reason"]),
     ({"reason": 7}, ["body", "reason"]),
     ({"why": "late"}, ["body", "why"]),
+    # PostgreSQL refuses NUL in text and jsonb (the reason goes to the rider's notification)
+    ({"reason": "late\x00"}, ["body", "reason"]),
+    ({"reason": "late\x1b[31m"}, ["body", "reason"]),
 ]
 
 

@@ -79,6 +79,9 @@ async def test_register_twice_with_the_same_email_in_other_case_is_409(
         ({"email": "not-an-email"}, "email"),
         ({"email": "ada@example.com'; DROP TABLE users;--"}, "email"),
         ({"role": "operator"}, "role"),
+        # found by the API fuzz suite: PostgreSQL refuses NUL in text (it was a 500)
+        ({"name": "Ada\x00"}, "name"),
+        ({"name": "Ada\x1b[31m"}, "name"),
     ],
 )
 async def test_register_rejects_bad_fields_by_name_and_stores_nothing(
@@ -165,6 +168,14 @@ async def test_token_form_without_username_names_it(
     client: httpx.AsyncClient, expect_problem: ProblemCheck
 ) -> None:
     r = await client.post("/auth/token", data={"password": PASSWORD})
+    expect_problem(r, 422, "username")
+
+
+async def test_token_with_a_nul_in_the_username_is_422_naming_it(
+    client: httpx.AsyncClient, expect_problem: ProblemCheck
+) -> None:
+    # Found by the API fuzz suite: the user lookup failed on PostgreSQL (a 500).
+    r = await client.post("/auth/token", data={"username": "ada\x00@example.com", "password": "x"})
     expect_problem(r, 422, "username")
 
 

@@ -150,6 +150,17 @@ async def test_an_overlong_idempotency_key_is_422_naming_the_header(
     assert await _wallet(client, rider) == EMPTY
 
 
+@pytest.mark.parametrize("key", ["k\x00", "k\x1f", "k\x7f"])
+async def test_an_idempotency_key_with_control_characters_is_422_naming_the_header(
+    client: httpx.AsyncClient, rider: Account, expect_problem: ProblemCheck, key: str
+) -> None:
+    # Found by the API fuzz suite: a NUL in the key failed on PostgreSQL (a 500).
+    headers = {**rider.headers, "Idempotency-Key": key}
+    r = await client.post("/wallet/top-up", json={"amount_cents": 100}, headers=headers)
+    expect_problem(r, 422, "Idempotency-Key")
+    assert await _wallet(client, rider) == EMPTY
+
+
 async def test_wallet_needs_a_token(
     client: httpx.AsyncClient, expect_problem: ProblemCheck
 ) -> None:

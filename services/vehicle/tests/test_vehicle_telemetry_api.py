@@ -160,6 +160,9 @@ BAD_READINGS = [
     ({"recorded_at": ago(-3600)}, "recorded_at"),  # an hour in the future
     ({"recorded_at": "2026-01-01T12:00:00"}, "recorded_at"),  # no time zone
     ({"recorded_at": "yesterday"}, "recorded_at"),
+    # found by the API fuzz suite: a number was taken as Unix time (0 = 1970-01-01)
+    ({"recorded_at": 0}, "recorded_at"),
+    ({"recorded_at": 1767225600.5}, "recorded_at"),
     ({"speed_kph": 300.5}, "speed_kph"),
     ({"speed_kph": -1}, "speed_kph"),
     ({"battery_pct": 100.1}, "battery_pct"),

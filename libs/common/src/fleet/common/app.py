@@ -14,11 +14,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from sqlalchemy import MetaData, Table
 
@@ -36,6 +37,7 @@ from fleet.common.messaging import InMemoryBus, MessageBus
 from fleet.common.metrics import HttpMetrics
 from fleet.common.middleware import RequestContextMiddleware
 from fleet.common.observe import MessagingGauges
+from fleet.common.openapi import document_problems
 from fleet.common.outbox import OutboxRelay, purge_inbox
 from fleet.common.problems import install_problem_handlers
 from fleet.common.runtime import ServiceRuntime, SubscriptionsFactory, every
@@ -224,13 +226,17 @@ def create_app(
     )
     if traced:
         tracing.trace_requests(app)
-    for module in modules:
-        for router in module.routers:
-            app.include_router(router)
-    app.include_router(_ops_router(names))
-    app.include_router(deadletters.router)
-    app.include_router(breakers_router)
+    routers = [router for module in modules for router in module.routers]
+    routers += [_ops_router(names), deadletters.router, breakers_router]
+    for router in routers:
+        app.include_router(router)
+    document_problems(app, routers)
     return app
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str] = Field(description="`ok`, or `down: <error>`, per dependency")
 
 
 def _ops_router(names: list[str]) -> APIRouter:
@@ -240,7 +246,12 @@ def _ops_router(names: list[str]) -> APIRouter:
     async def health() -> dict[str, Any]:
         return {"status": "ok", "services": names}
 
-    @router.get("/ready", summary="Readiness: every dependency answers", response_model=None)
+    @router.get(
+        "/ready",
+        summary="Readiness: every dependency answers",
+        response_model=ReadyOut,
+        responses={503: {"model": ReadyOut, "description": "A dependency is down"}},
+    )
     async def ready(request: Request) -> JSONResponse:
         state: FleetState = request.app.state.fleet
         results: dict[str, str] = {}
@@ -256,7 +267,12 @@ def _ops_router(names: list[str]) -> APIRouter:
             status_code=200 if ok else 503,
         )
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def metrics(request: Request) -> Response:
         state: FleetState = request.app.state.fleet
         relays = {n: rt.relay for n, rt in state.services.items() if rt.relay is not None}

@@ -12,8 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from fleet.common.auth import OperatorPrincipal
 from fleet.common.errors import NotFoundError
 from fleet.common.messaging import DeadLetter, MessageBus
+from fleet.common.openapi import Responses
 
 router = APIRouter(prefix="/dead-letters", tags=["ops"])
+
+UNKNOWN_QUEUE: Responses = {404: {"description": "This service consumes no such queue"}}
 
 
 class DeadLetterOut(BaseModel):
@@ -66,7 +69,9 @@ async def queues(request: Request, _op: OperatorPrincipal) -> list[str]:
     return sorted(request.app.state.fleet.queues)
 
 
-@router.get("/{queue}", summary="Dead letters of a queue (they stay in place)")
+@router.get(
+    "/{queue}", summary="Dead letters of a queue (they stay in place)", responses=UNKNOWN_QUEUE
+)
 async def list_dead_letters(
     queue: str,
     request: Request,
@@ -76,7 +81,9 @@ async def list_dead_letters(
     return [DeadLetterOut.of(d) for d in await _bus(request, queue).dead_letters(queue, limit)]
 
 
-@router.post("/{queue}/replay", summary="Move dead letters back to their queue")
+@router.post(
+    "/{queue}/replay", summary="Move dead letters back to their queue", responses=UNKNOWN_QUEUE
+)
 async def replay(
     queue: str, request: Request, _op: OperatorPrincipal, body: ReplayIn | None = None
 ) -> ReplayOut:

@@ -48,6 +48,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, exc)
+    if isinstance(exc.__cause__, FleetError):
+        # FastAPI answers 400 for whatever fails while it reads the body, such as the body limit
+        # of a streamed request (413): the platform's own error keeps its status.
+        return await _fleet_error(request, exc.__cause__)
     from http import HTTPStatus
 
     try:

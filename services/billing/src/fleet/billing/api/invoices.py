@@ -26,6 +26,10 @@ async def list_invoices(db: DbDep, who: CurrentPrincipal, page: PageDep) -> Page
     return page_of(rows, page, _out, key=lambda r: (r.created_at, r.id))
 
 
-@router.get("/{invoice_id}", summary="One invoice (404 if it is someone else's)")
+@router.get(
+    "/{invoice_id}",
+    summary="One invoice (404 if it is someone else's)",
+    responses={404: {"description": "No such invoice, or another rider's"}},
+)
 async def get_invoice(invoice_id: uuid.UUID, db: DbDep, who: CurrentPrincipal) -> InvoiceOut:
     return _out(await uc.get_invoice(db, who, invoice_id))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleet.common.geo import Point
+from fleet.common.text import OneLine
 
 InvoiceStatus = Literal["issued", "paid", "failed"]
 
@@ -17,10 +18,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Strict: money is never parsed from strings, floats or booleans (`false` is not 0 cents).
+Cents = Annotated[int, Field(strict=True, ge=0, le=100_000)]
+
+
 class TariffIn(Strict):
-    base_cents: int = Field(ge=0, le=100_000)
-    per_km_cents: int = Field(ge=0, le=100_000)
-    per_min_cents: int = Field(ge=0, le=100_000)
+    base_cents: Cents
+    per_km_cents: Cents
+    per_min_cents: Cents
 
 
 class TariffOut(BaseModel):
@@ -30,10 +35,19 @@ class TariffOut(BaseModel):
     per_min_cents: int
 
 
+class QuotePoint(Point):
+    """A position in a request: numbers only (`false` or "37.5" is a client bug, not a place)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(strict=True, ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(strict=True, ge=-180, le=180, allow_inf_nan=False)
+
+
 class QuoteIn(Strict):
-    pickup: Point
-    dropoff: Point
-    vehicle_model: str | None = Field(None, max_length=64)
+    pickup: QuotePoint
+    dropoff: QuotePoint
+    vehicle_model: OneLine | None = Field(None, max_length=64)
 
 
 class QuoteOut(BaseModel):

@@ -51,7 +51,11 @@ def _out(saga: SagaInstance) -> SagaOut:
     )
 
 
-@router.get("/sagas/{saga_id}", summary="A booking saga: status and every step")
+@router.get(
+    "/sagas/{saga_id}",
+    summary="A booking saga: status and every step",
+    responses={404: {"description": "No such saga, or another rider's"}},
+)
 async def saga(saga_id: uuid.UUID, rt: RuntimeDep, who: CurrentPrincipal) -> SagaOut:
     return _out(await get_saga(rt, who, saga_id))
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleet.common.text import MultiLine
 from fleet.trip.domain.tracking import TrackingPoint
 from fleet.trip.domain.trips import (
     MAX_DISTANCE_KM,
@@ -172,7 +173,7 @@ class CompleteTripIn(Strict):
 
 
 class CancelTripIn(Strict):
-    reason: str | None = Field(None, min_length=1, max_length=500)
+    reason: MultiLine | None = Field(None, min_length=1, max_length=500)
 
 
 class SagaStepOut(BaseModel):

@@ -45,7 +45,10 @@ async def _frames(updates: AsyncIterator[Update]) -> AsyncIterator[bytes]:
         "and `event: end` with the trip's final status when it completes or is cancelled."
     ),
     response_class=StreamingResponse,
-    responses={200: {"content": {EVENT_STREAM: {}}}},
+    responses={
+        200: {"content": {EVENT_STREAM: {}}},
+        404: {"description": "No such trip, or another rider's"},
+    },
 )
 async def stream_tracking(
     trip_id: uuid.UUID, rt: RuntimeDep, who: CurrentPrincipal

@@ -8,7 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Header, Query, Request
 
 from fleet.common.auth import CurrentPrincipal, OperatorPrincipal, RiderPrincipal
+from fleet.common.openapi import Responses
 from fleet.common.pagination import Page, PageDep, page_of
+from fleet.common.text import ONE_LINE_PATTERN
 from fleet.trip.api.deps import BookingDep, DbDep, RuntimeDep, VehiclesDep
 from fleet.trip.api.schemas import (
     BookTripIn,
@@ -29,11 +31,15 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         min_length=1,
         max_length=128,
+        pattern=ONE_LINE_PATTERN,
         description="Retries with the same key and body return the same trip.",
     ),
 ]
 
 router = APIRouter(prefix="/trips", tags=["trip"])
+
+UNKNOWN: Responses = {404: {"description": "No such trip, or another rider's"}}
+REFUSED: Responses = {**UNKNOWN, 409: {"description": "The trip's status does not allow it"}}
 
 
 @router.get("", summary="Trips, newest first (riders: their own)")
@@ -54,6 +60,7 @@ Expand = Annotated[
     "/{trip_id}",
     summary="One trip (404 if it is someone else's)",
     response_model=TripWithVehicleOut,
+    responses=UNKNOWN,
     response_model_exclude_unset=True,
 )
 async def get_trip(
@@ -71,7 +78,11 @@ async def get_trip(
     return TripWithVehicleOut.expanded(trip, lookup)
 
 
-@router.get("/{trip_id}/tracking", summary="The vehicle's positions during the trip, oldest first")
+@router.get(
+    "/{trip_id}/tracking",
+    summary="The vehicle's positions during the trip, oldest first",
+    responses=UNKNOWN,
+)
 async def get_tracking(
     trip_id: uuid.UUID, db: DbDep, who: CurrentPrincipal, page: PageDep
 ) -> Page[TrackingPointOut]:
@@ -92,12 +103,16 @@ async def book_trip(
     return TripOut.of(await booking.book(who, request, key))
 
 
-@router.post("/{trip_id}/start", summary="The rider is aboard (operator)")
+@router.post("/{trip_id}/start", summary="The rider is aboard (operator)", responses=REFUSED)
 async def start_trip(trip_id: uuid.UUID, rt: RuntimeDep, _op: OperatorPrincipal) -> TripOut:
     return TripOut.of(await lifecycle.start_trip(rt, trip_id))
 
 
-@router.post("/{trip_id}/complete", summary="The ride ended (operator); billing follows")
+@router.post(
+    "/{trip_id}/complete",
+    summary="The ride ended (operator); billing follows",
+    responses=REFUSED,
+)
 async def complete_trip(
     trip_id: uuid.UUID, body: CompleteTripIn, rt: RuntimeDep, _op: OperatorPrincipal
 ) -> TripOut:
@@ -105,7 +120,9 @@ async def complete_trip(
     return TripOut.of(trip)
 
 
-@router.post("/{trip_id}/cancel", summary="Cancel before start (owner or operator)")
+@router.post(
+    "/{trip_id}/cancel", summary="Cancel before start (owner or operator)", responses=REFUSED
+)
 async def cancel_trip(
     trip_id: uuid.UUID,
     rt: RuntimeDep,

@@ -28,7 +28,11 @@ async def list_notifications(
     return page_of(rows, page, _out, key=lambda r: (r.created_at, r.id))
 
 
-@router.post("/{notification_id}/read", summary="Mark one of the caller's notifications read")
+@router.post(
+    "/{notification_id}/read",
+    summary="Mark one of the caller's notifications read",
+    responses={404: {"description": "The caller has no such notification"}},
+)
 async def mark_read(
     notification_id: uuid.UUID, db: DbDep, who: CurrentPrincipal
 ) -> NotificationOut:

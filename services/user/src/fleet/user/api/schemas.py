@@ -6,9 +6,10 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from fleet.common.auth import Role
+from fleet.common.text import MultiLine, one_line
 from fleet.user.domain.users import User
 from fleet.user.domain.wallet import Wallet
 
@@ -22,7 +23,11 @@ class Strict(BaseModel):
 class RegisterIn(Strict):
     email: EmailStr = Field(max_length=320)
     password: str = Field(min_length=8, max_length=128)
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+        AfterValidator(one_line),
+    ]
 
 
 class UserOut(BaseModel):
@@ -73,7 +78,7 @@ class NotificationOut(BaseModel):
 class FeedbackIn(Strict):
     trip_id: uuid.UUID
     rating: int = Field(strict=True, ge=1, le=5)
-    comment: str | None = Field(None, max_length=1000)
+    comment: MultiLine | None = Field(None, max_length=1000)
 
 
 class FeedbackOut(BaseModel):

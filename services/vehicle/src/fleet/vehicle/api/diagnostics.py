@@ -22,7 +22,12 @@ def _out(d: Diagnostic) -> DiagnosticOut:
     return DiagnosticOut(**asdict(d))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="File a fault report")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="File a fault report",
+    responses={404: {"description": "Unknown vehicle"}},
+)
 async def report_diagnostic(body: DiagnosticIn, db: DbDep, _op: OperatorPrincipal) -> DiagnosticOut:
     d = await uc.report_diagnostic(db, body.vehicle_id, body.code, body.severity, body.message)
     return _out(d)

@@ -19,33 +19,19 @@ from pydantic import (
 )
 
 from fleet.common.db import utcnow
+from fleet.common.text import multi_line, one_line
 from fleet.vehicle.domain.diagnostics import Severity
 from fleet.vehicle.domain.status import VehicleStatus
 from fleet.vehicle.domain.telemetry import MAX_BATCH, MAX_SPEED_KPH, check_recorded_at
-
-
-def _control_chars(value: str, allowed: str) -> str:
-    # PostgreSQL refuses NUL in text; other control characters are never legitimate here.
-    if any((ord(c) < 32 and c not in allowed) or ord(c) == 127 for c in value):
-        raise ValueError("control characters are not allowed")
-    return value
-
-
-def _one_line(value: str) -> str:
-    return _control_chars(value, allowed="")
-
-
-def _multi_line(value: str) -> str:
-    return _control_chars(value, allowed="\n\r\t")
 
 
 def _stripped(max_length: int) -> StringConstraints:
     return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
 
 
-ModelName = Annotated[str, _stripped(64), AfterValidator(_one_line)]
-Code = Annotated[str, _stripped(32), AfterValidator(_one_line)]
-Message = Annotated[str, _stripped(2000), AfterValidator(_multi_line)]
+ModelName = Annotated[str, _stripped(64), AfterValidator(one_line)]
+Code = Annotated[str, _stripped(32), AfterValidator(one_line)]
+Message = Annotated[str, _stripped(2000), AfterValidator(multi_line)]
 Lat = Annotated[float, Field(ge=-90, le=90, strict=True, allow_inf_nan=False)]
 Lon = Annotated[float, Field(ge=-180, le=180, strict=True, allow_inf_nan=False)]
 Seats = Annotated[int, Field(ge=1, le=9, strict=True)]
@@ -100,6 +86,14 @@ class ReadingIn(Strict):
     speed_kph: float = Field(ge=0, le=MAX_SPEED_KPH, strict=True, allow_inf_nan=False)
     battery_pct: Percent
     recorded_at: AwareDatetime
+
+    @field_validator("recorded_at", mode="before")
+    @classmethod
+    def _iso_8601(cls, value: Any) -> Any:
+        # Pydantic would read a number as Unix time (`0` is 1970): the API takes ISO-8601 only.
+        if isinstance(value, int | float):
+            raise ValueError("recorded_at is an ISO-8601 date-time string, not a number")
+        return value
 
     @field_validator("recorded_at")
     @classmethod

@@ -34,7 +34,11 @@ TelemetryDep = Annotated[TelemetryPipeline, Depends(get_telemetry)]
         "202: accepted into the service's write buffer and visible at once in the location; "
         "stored within ~200 ms. 503 (problem+json) while the buffer is full: retry shortly."
     ),
-    responses={503: {"description": "Telemetry buffer full or service stopping (problem+json)"}},
+    responses={
+        403: {"description": "A bearer token that is not an operator's"},
+        404: {"description": "Unknown vehicle"},
+        503: {"description": "Telemetry buffer full or service stopping (problem+json)"},
+    },
 )
 async def post_telemetry(
     vehicle_id: uuid.UUID,

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from fleet.common.auth import CurrentPrincipal, OperatorPrincipal, Principal
+from fleet.common.openapi import Responses
 from fleet.common.pagination import Page, PageDep, page_of
 from fleet.vehicle.api.deps import DbDep, NearDep
 from fleet.vehicle.api.schemas import VehicleCreated, VehicleIn, VehicleOut, VehiclePatch
@@ -18,6 +19,8 @@ from fleet.vehicle.domain.vehicles import Vehicle
 from fleet.vehicle.service import vehicles as uc
 
 router = APIRouter(prefix="/vehicles", tags=["vehicles"])
+
+UNKNOWN: Responses = {404: {"description": "Unknown vehicle"}}
 
 
 def vehicle_out(vehicle: Vehicle, who: Principal) -> VehicleOut:
@@ -32,6 +35,7 @@ def vehicle_out(vehicle: Vehicle, who: Principal) -> VehicleOut:
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Register a vehicle (the answer carries its one-time device token)",
+    responses={409: {"description": "The VIN is already registered"}},
 )
 async def register_vehicle(body: VehicleIn, db: DbDep, _op: OperatorPrincipal) -> VehicleCreated:
     vehicle, token = await uc.register_vehicle(db, uc.NewVehicle(**body.model_dump()))
@@ -50,7 +54,7 @@ async def list_vehicles(
     return page_of(rows, page, lambda v: vehicle_out(v, who), key=lambda v: (v.created_at, v.id))
 
 
-@router.get("/{vehicle_id}", summary="One vehicle")
+@router.get("/{vehicle_id}", summary="One vehicle", responses=UNKNOWN)
 async def get_vehicle(
     vehicle_id: uuid.UUID, db: DbDep, who: CurrentPrincipal, telemetry: TelemetryDep
 ) -> VehicleOut:
@@ -62,6 +66,7 @@ async def get_vehicle(
     "/{vehicle_id}",
     summary="Change status (available, maintenance, offline), model or seats",
     description="409 while the vehicle is reserved or on a trip.",
+    responses={**UNKNOWN, 409: {"description": "The vehicle is reserved or on a trip"}},
 )
 async def update_vehicle(
     vehicle_id: uuid.UUID, body: VehiclePatch, db: DbDep, op: OperatorPrincipal

@@ -1,0 +1,36 @@
+"""Text a client may send: no control characters.
+
+PostgreSQL refuses NUL in `text` and `jsonb` (the request would fail as a 500), and the other
+control characters are never legitimate in a name, a comment or a key. Request schemas annotate
+their free-text fields with these, so the bad input is a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+# For headers and query parameters, whose validation runs outside a model: the same rule as a
+# pattern (documented in OpenAPI, too).
+ONE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+
+
+def _refuse_control_chars(value: str, allowed: str) -> str:
+    if any((ord(c) < 32 and c not in allowed) or ord(c) == 127 for c in value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+def one_line(value: str) -> str:
+    """`value` if it has no control character at all, else a `ValueError`."""
+    return _refuse_control_chars(value, allowed="")
+
+
+def multi_line(value: str) -> str:
+    """`value` if its only control characters are newlines and tabs, else a `ValueError`."""
+    return _refuse_control_chars(value, allowed="\n\r\t")
+
+
+OneLine = Annotated[str, AfterValidator(one_line)]
+MultiLine = Annotated[str, AfterValidator(multi_line)]
