@@ -4,25 +4,22 @@ CSRF, and the API's refusals or absence shown as messages."""
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from fleet.common.config import DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, Settings
+from fleet.common.config import DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD
 from fleet.common.messaging import Envelope, MessageBus
-from fleet.common.testing import free_ports
+from fleet.common.testing import local_settings, serving
 from fleet.platform.client import Platform, User, eventually
 from fleet.platform.console import console_app
 from fleet.platform.embedded import embedded_app
@@ -31,33 +28,6 @@ from fleet.platform.gateway import gateway_app, owner_of
 SCRIPT = "<script>alert(1)</script>"
 CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 LOGIN_CSRF = re.compile(r'name="login_csrf" value="([^"]*)"')
-
-
-def settings(data_dir: Path) -> Settings:
-    return Settings(
-        env="test",
-        data_dir=data_dir,
-        database_url=None,
-        amqp_url=None,
-        redis_url=None,
-        log_level="WARNING",
-    )
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """`app`, already started, also on a real port (the gateway's upstreams are URLs)."""
-    port = free_ports(1)[0]
-    config = uvicorn.Config(app, port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @dataclass
@@ -94,7 +64,7 @@ class Console:
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    platform = embedded_app(settings(tmp_path))
+    platform = embedded_app(local_settings(tmp_path))
     async with LifespanManager(platform, startup_timeout=30, shutdown_timeout=30):
         yield platform
 

@@ -3,7 +3,6 @@ API URL or straight against the services' URLs, here the embedded platform on a 
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,14 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from starlette.applications import Starlette
 from typer.testing import CliRunner
 
-from fleet.common.config import DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, Settings
-from fleet.common.testing import free_ports
+from fleet.common.config import DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD
+from fleet.common.testing import local_settings, serving
 from fleet.contracts.queues import QUEUES
 from fleet.platform.cli import app as cli
 from fleet.platform.cli import console_secret, console_server
@@ -33,34 +30,13 @@ KEY = b"k" * 32
 @pytest.fixture
 async def platform_url(tmp_path: Path) -> AsyncIterator[str]:
     """The embedded platform, started, on a real port: what the console's API URL points at."""
-    settings = Settings(
-        env="test",
-        data_dir=tmp_path,
-        database_url=None,
-        amqp_url=None,
-        redis_url=None,
-        log_level="WARNING",
-    )
+    settings = local_settings(tmp_path)
     platform = embedded_app(settings, console=False)
     async with (
         LifespanManager(platform, startup_timeout=30, shutdown_timeout=30),
         serving(platform) as url,
     ):
         yield url
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    port = free_ports(1)[0]
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @asynccontextmanager

@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from fleet.common.testing import free_ports
+from fleet.common.testing import serving
 from fleet.platform.gateway import gateway_app
 
 
@@ -35,25 +33,10 @@ async def _trip(request: Request) -> JSONResponse:
     )
 
 
-@asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[str]:
-    """`app` on a real uvicorn server on a free port, for the test's duration."""
-    port = free_ports(1)[0]
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 @pytest.fixture
 async def upstream() -> AsyncIterator[str]:
     app = Starlette(routes=[Route("/trips/1/tracking/stream", _stream), Route("/trips/1", _trip)])
-    async with serving(app) as url:
+    async with serving(app, lifespan="on") as url:
         yield url
 
 
@@ -85,7 +68,7 @@ async def test_unknown_prefixes_and_dead_upstreams_are_problems(
 
 async def test_event_streams_flow_through_as_they_are_sent(upstream: str) -> None:
     async with (
-        serving(gateway_app({"trip": upstream})) as gw,
+        serving(gateway_app({"trip": upstream}), lifespan="on") as gw,
         httpx.AsyncClient() as client,
         client.stream("GET", f"{gw}/trips/1/tracking/stream") as r,
     ):

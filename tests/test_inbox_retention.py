@@ -10,27 +10,14 @@ from pathlib import Path
 from sqlalchemy import insert, select
 
 from fleet.common.app import FleetState, create_app
-from fleet.common.config import Settings
-from fleet.common.testing import app_client
+from fleet.common.testing import app_client, local_settings
 from fleet.platform.services import all_modules
-
-
-def embedded_settings(data_dir: Path) -> Settings:
-    return Settings(
-        env="test",
-        data_dir=data_dir,
-        database_url=None,
-        amqp_url=None,
-        redis_url=None,
-        log_level="WARNING",
-        inbox_retention_hours=24,
-    )
 
 
 async def test_each_service_purges_inbox_entries_older_than_the_retention_at_start_up(
     tmp_path: Path,
 ) -> None:
-    settings = embedded_settings(tmp_path)
+    settings = local_settings(tmp_path, inbox_retention_hours=24)
     old, recent = uuid.uuid4(), uuid.uuid4()
     now = dt.datetime.now(dt.UTC)
     app = create_app(all_modules(), settings, migrate_on_startup=True, access_log=False)

@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 
 import fleet.common.app
 from fleet.common.app import FleetState, create_app
-from fleet.common.config import Settings
 from fleet.common.messaging import (
     EXCHANGES,
     Envelope,
@@ -33,7 +32,7 @@ from fleet.common.messaging import (
     default_registry,
     topic_matches,
 )
-from fleet.common.testing import app_client
+from fleet.common.testing import app_client, local_settings
 from fleet.contracts import booking
 from fleet.contracts.events import VehicleTelemetryReported
 from fleet.contracts.producers import DEVICE, OUTWARD, PRODUCERS, ROUTING_KEY_VARIANTS
@@ -299,14 +298,7 @@ async def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
     """The whole platform in-process as `fleet run` builds it: SQLite files, the in-memory bus."""
     bus = RecordingBus()
     monkeypatch.setattr(fleet.common.app, "make_bus", lambda _settings, _names: bus)
-    settings = Settings(
-        env="test",
-        data_dir=tmp_path,
-        database_url=None,
-        amqp_url=None,
-        redis_url=None,
-        log_level="WARNING",
-    )
+    settings = local_settings(tmp_path)
     app = create_app(all_modules(), settings, migrate_on_startup=True, access_log=False)
     async with app_client(app) as http:
         yield Embedded(app, Platform(http), bus)

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from fleet.common.app import ServiceModule
+from fleet.common.config import Settings
 from fleet.common.db import Database
 
 LOCAL_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -195,3 +197,40 @@ def assert_problem(r: httpx.Response, status: int, loc: list[str] | None = None)
         raise AssertionError(f"the body's status is not {status}: {body}")
     if loc is not None and loc not in [e["loc"] for e in body["errors"]]:
         raise AssertionError(f"no error at {loc}: {body}")
+
+
+def local_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings of the embedded platform in a test: SQLite files in `data_dir`, the in-memory
+    bus, no Redis, quiet logs (whatever DATABASE_URL & co. the environment has)."""
+    values: dict[str, Any] = {
+        "env": "test",
+        "data_dir": data_dir,
+        "database_url": None,
+        "amqp_url": None,
+        "redis_url": None,
+        "log_level": "WARNING",
+    }
+    return Settings(**(values | overrides))
+
+
+@asynccontextmanager
+async def serving(app: Any, *, lifespan: str = "off") -> AsyncIterator[str]:
+    """`app` on a real uvicorn server on a free port for the block's duration; its base URL.
+
+    `lifespan="off"` for an app already started (e.g. under `LifespanManager`); "on" to let
+    uvicorn run its start-up and shutdown."""
+    import uvicorn
+
+    port = free_ports(1)[0]
+    config = uvicorn.Config(app, port=port, log_level="warning", lifespan=lifespan)  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # the server failed to start: raise its error
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
