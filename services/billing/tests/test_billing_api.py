@@ -60,6 +60,20 @@ async def test_model_tariff_overrides_the_default(
     assert [t["vehicle_model"] for t in listed] == ["default", "Ioniq5"]
 
 
+async def test_a_model_name_with_spaces_gets_its_own_tariff(
+    client: httpx.AsyncClient, operator: Account, rider: Account
+) -> None:
+    body = {"base_cents": 0, "per_km_cents": 0, "per_min_cents": 0}
+    r = await client.put("/tariffs/Model%203", json=body, headers=operator.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["vehicle_model"] == "Model 3"
+    quote = {"pickup": SEOUL, "dropoff": GANGNAM, "vehicle_model": "Model 3"}
+    r = await client.post("/quotes", json=quote, headers=rider.headers)
+    assert r.json()["fare_cents"] == 0
+    for padded in ("%20Model%203", "Model%203%20"):
+        _problem(await client.put(f"/tariffs/{padded}", json=body, headers=operator.headers), 422)
+
+
 async def test_riders_cannot_change_tariffs(client: httpx.AsyncClient, rider: Account) -> None:
     body = {"base_cents": 1, "per_km_cents": 1, "per_min_cents": 1}
     _problem(await client.put("/tariffs/default", json=body, headers=rider.headers), 403)

@@ -14,7 +14,16 @@ from fleet.contracts.fares import Tariff
 
 router = APIRouter(tags=["billing"])
 
-ModelPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+# Letters, digits, `.`, `_`, `-` and inner spaces ("Model 3" is `/tariffs/Model%203`).
+ModelPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-](?:[A-Za-z0-9._ -]*[A-Za-z0-9._-])?$",
+        description="The vehicle model: letters, digits, `.`, `_`, `-` and inner spaces",
+    ),
+]
 
 
 def _out(t: Tariff) -> TariffOut:
