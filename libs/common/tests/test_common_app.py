@@ -82,8 +82,12 @@ async def test_malformed_json_is_a_422_problem(client: httpx.AsyncClient) -> Non
 
 
 async def test_oversized_bodies_are_refused_before_parsing(client: httpx.AsyncClient) -> None:
-    body = _is_problem(await client.post("/things", content=b"x" * 4096), 413)
+    r = await client.post("/things", content=b"x" * 4096, headers={"x-request-id": "req-413"})
+    body = _is_problem(r, 413)
     assert "2048" in str(body["detail"])
+    # answered before the app, yet like the app's problems: the path and the request id
+    assert body["instance"] == "/things"
+    assert r.headers["x-request-id"] == "req-413"
 
 
 async def test_oversized_streamed_bodies_are_413_too(client: httpx.AsyncClient) -> None:

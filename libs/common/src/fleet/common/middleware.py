@@ -24,8 +24,13 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def _send_problem(send: Send, status: int, title: str, detail: str, slug: str) -> None:
-    body = orjson.dumps(problem(status, title, detail, type_=PROBLEM_BASE + slug))
+async def _send_problem(
+    send: Send, scope: Scope, request_id: str, status: int, title: str, detail: str, slug: str
+) -> None:
+    """A problem answered here, before the app: the same fields and request id as the app's."""
+    body = orjson.dumps(
+        problem(status, title, detail, type_=PROBLEM_BASE + slug, instance=scope["path"])
+    )
     await send(
         {
             "type": "http.response.start",
@@ -33,6 +38,7 @@ async def _send_problem(send: Send, status: int, title: str, detail: str, slug: 
             "headers": [
                 (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                 (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", request_id.encode()),
             ],
         }
     )
@@ -62,14 +68,19 @@ class RequestContextMiddleware:
 
         length = _header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            await _send_problem(
-                send,
-                413,
-                "Payload Too Large",
-                f"request body exceeds {self.max_body_bytes} bytes",
-                "payload-too-large",
-            )
-            self._finish(scope, 413, start)
+            try:
+                await _send_problem(
+                    send,
+                    scope,
+                    request_id,
+                    413,
+                    "Payload Too Large",
+                    f"request body exceeds {self.max_body_bytes} bytes",
+                    "payload-too-large",
+                )
+            finally:
+                self._finish(scope, 413, start)
+                structlog.contextvars.unbind_contextvars("request_id")
             return
 
         received = 0
@@ -105,6 +116,8 @@ class RequestContextMiddleware:
             if not started:
                 await _send_problem(
                     send,
+                    scope,
+                    request_id,
                     500,
                     "Internal Server Error",
                     "an unexpected error occurred; it has been logged",
