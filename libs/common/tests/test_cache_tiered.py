@@ -175,6 +175,26 @@ async def test_set_writes_through_and_the_other_instance_reads_the_new_value(
     assert await second.get_or_load("k", must_not_load) == {"lat": 2.0}  # from L2
 
 
+async def test_versioned_writes_out_of_order_leave_the_newest_in_l2_and_every_l1(
+    make_cache: MakeCache, redis: Redis, name: str
+) -> None:
+    # Two replicas write the same vehicle's position; the older one's write arrives last.
+    newer, older, reader = [await make_cache(l1_ttl=60) for _ in range(3)]
+    await newer.set("k", {"lat": 2.0}, version=2_000)
+    await older.set("k", {"lat": 1.0}, version=1_000)
+
+    assert await redis.get(f"fleet:cache:{name}:k") == b'{"lat":2.0}'
+    assert await reader.get_or_load("k", must_not_load) == {"lat": 2.0}
+    # the refused writer dropped its own copy and reads the newest from L2
+    assert await older.get_or_load("k", must_not_load) == {"lat": 2.0}
+    assert await newer.get_or_load("k", must_not_load) == {"lat": 2.0}
+    # a newer write still goes through, and the same version again changes nothing
+    await older.set("k", {"lat": 3.0}, version=3_000)
+    await newer.set("k", {"lat": 9.9}, version=3_000)
+    assert await redis.get(f"fleet:cache:{name}:k") == b'{"lat":3.0}'
+    assert await redis.pttl(f"fleet:cache:{name}:k:version") > 0  # expires with the value
+
+
 async def test_a_load_racing_a_write_does_not_cache_the_old_value(
     make_cache: MakeCache, redis: Redis, name: str
 ) -> None:

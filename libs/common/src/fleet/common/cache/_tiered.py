@@ -38,6 +38,20 @@ T = TypeVar("T")
 Loader = Callable[[], Awaitable[T]]
 
 TOMBSTONE = b"\x00deleted"
+VERSION_SUFFIX = ":version"
+# A versioned write: taken (value, its version, the invalidation message) only if the version is
+# newer than the last one written; atomic in Redis. Versions are integers below 2**53 (Lua
+# compares them as doubles). The value and its version key are two keys: one Redis, not Cluster.
+SET_IF_NEWER = """
+local last = redis.call('GET', KEYS[2])
+if last and tonumber(last) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+"""
 MAX_PENDING = 10_000
 
 
@@ -190,16 +204,24 @@ class TieredCache(Generic[T]):
 
     # -- writes -----------------------------------------------------------------------------
 
-    async def set(self, key: str, value: T) -> None:
-        """Write through: this L1, L2, and every other instance's L1 dropped."""
+    async def set(self, key: str, value: T, *, version: int | None = None) -> None:
+        """Write through: this L1, L2, and every other instance's L1 dropped.
+
+        With `version` (e.g. the value's timestamp in microseconds), L2 takes the write only if
+        no newer version of the key was written there, so two instances writing the same key out
+        of order (two replicas, late telemetry) leave the newest in L2; a refused write also drops
+        this instance's L1 copy, and the next read here finds the newer value in L2.
+        """
         self._mark_stale(key)
         self.l1.set(key, value)
         data = self._encoded(key, value)
         # Unencodable: drop the old value everywhere rather than leave it to other instances.
         if data is None:
             await self._write_l2(key, TOMBSTONE, self.tombstone_ttl_ms)
-        else:
+        elif version is None:
             await self._write_l2(key, data, self.l2_ttl_ms)
+        elif await self._write_l2_versioned(key, data, version) is False:
+            self.l1.delete(key)
 
     async def invalidate(self, key: str) -> None:
         """Drop `key` from every tier of every instance; the next read loads it."""
@@ -221,6 +243,26 @@ class TieredCache(Generic[T]):
 
         if isinstance(await self.guard.run("set", write), Failed):
             self._remember(key)
+
+    async def _write_l2_versioned(self, key: str, data: bytes, version: int) -> bool | None:
+        """True if L2 took the write, False if it holds a newer version, None if unreachable."""
+        redis = self._redis
+        if redis is None:
+            return None
+        keys = (self._prefix + key, self._prefix + key + VERSION_SUFFIX)
+        message = encode_message(self.origin, key)
+        channel = self._prefix + "invalidate"
+
+        async def write() -> Any:
+            return await redis.eval(
+                SET_IF_NEWER, 2, *keys, data, self.l2_ttl_ms, version, channel, message
+            )
+
+        taken = await self.guard.run("set", write)
+        if isinstance(taken, Failed):
+            self._remember(key)
+            return None
+        return bool(taken)
 
     def _mark_stale(self, key: str) -> None:
         flight = self._flights.get(key)

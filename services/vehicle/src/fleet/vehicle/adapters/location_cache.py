@@ -69,7 +69,11 @@ class LocationCache:
         return await self.cache.get_or_load(str(vehicle_id), load)
 
     async def moved(self, location: Location) -> None:
-        await self.cache.set(str(location.vehicle_id), location)
+        # Versioned by the position's own time: a replica writing an older position after a
+        # newer one (out-of-order batches) cannot put it back in Redis.
+        recorded = location.recorded_at
+        version = round(recorded.timestamp() * 1_000_000) if recorded is not None else None
+        await self.cache.set(str(location.vehicle_id), location, version=version)
 
 
 async def start(rt: ServiceRuntime) -> None:
