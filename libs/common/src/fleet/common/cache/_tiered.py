@@ -93,6 +93,7 @@ class TieredCache(Generic[T]):
         self.guard.error_hooks.append(self.stats.redis_error)
         self.guard.recover_hooks.append(self._resync_later)
         self._reader = BatchedReader(redis, self.guard) if redis is not None else None
+        self._set_if_newer = redis.register_script(SET_IF_NEWER) if redis is not None else None
         self._flights: dict[str, _Flight[T]] = {}
         self._pending: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -246,16 +247,17 @@ class TieredCache(Generic[T]):
 
     async def _write_l2_versioned(self, key: str, data: bytes, version: int) -> bool | None:
         """True if L2 took the write, False if it holds a newer version, None if unreachable."""
-        redis = self._redis
-        if redis is None:
+        script = self._set_if_newer
+        if script is None:
             return None
         keys = (self._prefix + key, self._prefix + key + VERSION_SUFFIX)
         message = encode_message(self.origin, key)
         channel = self._prefix + "invalidate"
 
         async def write() -> Any:
-            return await redis.eval(
-                SET_IF_NEWER, 2, *keys, data, self.l2_ttl_ms, version, channel, message
+            # EVALSHA, loading the script once per server (redis-py's Script does the fallback).
+            return await script(
+                keys=list(keys), args=[data, self.l2_ttl_ms, version, channel, message]
             )
 
         taken = await self.guard.run("set", write)
