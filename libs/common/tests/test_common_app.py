@@ -10,12 +10,11 @@ import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from fleet.common.app import ServiceModule, create_app
+from fleet.common.app import create_app
 from fleet.common.auth import OperatorPrincipal
 from fleet.common.config import Settings
-from fleet.common.db import service_metadata
 from fleet.common.errors import ConflictError
-from fleet.common.testing import app_client
+from fleet.common.testing import app_client, demo_module
 
 router = APIRouter()
 
@@ -47,13 +46,7 @@ async def ops_only(_op: OperatorPrincipal) -> dict[str, str]:
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    module = ServiceModule(
-        name="demo",
-        schema="demo",
-        metadata=service_metadata("demo"),
-        routers=[router],
-        migrations=tmp_path,
-    )
+    module = demo_module(router, migrations=tmp_path)
     settings = Settings(env="test", data_dir=tmp_path, max_body_bytes=2048, log_level="WARNING")
     async with app_client(create_app([module], settings, access_log=False)) as c:
         yield c
@@ -148,7 +141,7 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
 
 
 async def test_ready_is_503_when_a_dependency_is_down(tmp_path: Path) -> None:
-    module = ServiceModule("demo", "demo", service_metadata("demo"), [], tmp_path)
+    module = demo_module(migrations=tmp_path)
     settings = Settings(
         env="test",
         data_dir=tmp_path,
@@ -165,13 +158,7 @@ async def test_ready_is_503_when_a_dependency_is_down(tmp_path: Path) -> None:
 async def test_a_server_process_freezes_its_startup_heap(tmp_path: Path) -> None:
     import gc
 
-    module = ServiceModule(
-        name="demo",
-        schema="demo",
-        metadata=service_metadata("demo"),
-        routers=[router],
-        migrations=tmp_path,
-    )
+    module = demo_module(router, migrations=tmp_path)
     settings = Settings(env="test", data_dir=tmp_path, log_level="WARNING", gc_freeze=True)
     assert gc.get_freeze_count() == 0
     try:

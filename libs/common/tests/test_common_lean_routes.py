@@ -16,12 +16,11 @@ from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 
 from fleet.common import tracing
-from fleet.common.app import ServiceModule, create_app
+from fleet.common.app import create_app
 from fleet.common.auth import CurrentPrincipal
 from fleet.common.config import Settings
-from fleet.common.db import service_metadata
 from fleet.common.lean import bearer, json_response, lean_get, path_uuid
-from fleet.common.testing import app_client
+from fleet.common.testing import app_client, demo_module
 
 WHEN = dt.datetime(2026, 11, 26, 12, 30, 5, 123456, tzinfo=dt.UTC)
 
@@ -55,13 +54,7 @@ async def lean_ops(request: Request) -> Response:
 
 @pytest.fixture
 def app(tmp_path: Path) -> FastAPI:
-    module = ServiceModule(
-        name="demo",
-        schema="demo",
-        metadata=service_metadata("demo"),
-        routers=[router],
-        migrations=tmp_path,
-    )
+    module = demo_module(router, migrations=tmp_path)
     settings = Settings(env="test", data_dir=tmp_path, log_level="WARNING")
     return create_app([module], settings, access_log=False)
 
@@ -170,13 +163,7 @@ async def test_other_methods_on_a_lean_path_are_405_problems(client: httpx.Async
 
 async def test_lean_routes_are_traced_like_typed_ones(tmp_path: Path) -> None:
     with tracing.capture_spans() as spans:
-        module = ServiceModule(
-            name="demo",
-            schema="demo",
-            metadata=service_metadata("demo"),
-            routers=[router],
-            migrations=tmp_path,
-        )
+        module = demo_module(router, migrations=tmp_path)
         traced_app = create_app([module], Settings(env="test", data_dir=tmp_path), access_log=False)
         caller_trace = "0af7651916cd43dd8448eb211c80319c"
         async with app_client(traced_app) as c:

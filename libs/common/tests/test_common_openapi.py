@@ -9,10 +9,10 @@ import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from fleet.common.app import ServiceModule, create_app
+from fleet.common.app import create_app
 from fleet.common.auth import CurrentPrincipal, OperatorPrincipal
 from fleet.common.config import Settings
-from fleet.common.db import service_metadata
+from fleet.common.testing import demo_module
 
 router = APIRouter()
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -39,7 +39,7 @@ async def open_to_all() -> dict[str, str]:
 
 @pytest.fixture
 def document(tmp_path: Path) -> dict[str, Any]:
-    module = ServiceModule("demo", "demo", service_metadata("demo"), [router], tmp_path)
+    module = demo_module(router, migrations=tmp_path)
     app = create_app([module], Settings(env="test", data_dir=tmp_path), access_log=False)
     schema: dict[str, Any] = app.openapi()
     return schema

@@ -17,14 +17,14 @@ from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from fleet.common.app import ServiceModule
 from fleet.common.config import Settings
-from fleet.common.db import Database
+from fleet.common.db import Database, service_metadata
 
 LOCAL_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
@@ -234,3 +234,14 @@ async def serving(app: Any, *, lifespan: str = "off") -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+def demo_module(*routers: APIRouter, migrations: Path, name: str = "demo") -> ServiceModule:
+    """A service module of only `routers` (no tables, no messages), for tests of the kit itself."""
+    return ServiceModule(
+        name=name,
+        schema=name,
+        metadata=service_metadata(name),
+        routers=list(routers),
+        migrations=migrations,
+    )
