@@ -64,6 +64,7 @@ async def test_an_unknown_queue_is_404(api: Platform) -> None:
     op = await api.operator()
     for path in ("/dead-letters/billing.nothing", "/dead-letters/'; DROP TABLE x; --"):
         assert_problem(await api.http.get(path, headers=op.headers), 404)
+        assert_problem(await api.http.get(f"{path}/depth", headers=op.headers), 404)
         assert_problem(await api.http.post(f"{path}/replay", headers=op.headers), 404)
 
 
@@ -103,6 +104,10 @@ async def test_a_poison_trip_completed_is_dead_lettered_at_once_and_invoices_not
     assert "garbage" in letter["body_preview"]
     assert letter["handler"].startswith("billing.events:")
     assert (await api.get(op, "/invoices"))["items"] == []
+    depth = await api.get(op, f"{BILLING_EVENTS}/depth")
+    assert depth == {"queue": "billing.events", "ready": 0, "dead": 1}
+    rider = await api.rider()
+    assert_problem(await api.http.get(f"{BILLING_EVENTS}/depth", headers=rider.headers), 403)
     # every consumer of trip.completed parks its own copy
     for queue in ("trip.events", "vehicle.events"):
         await eventually(partial(dead_letters, api, op, f"/dead-letters/{queue}"), bool, 5)

@@ -56,6 +56,12 @@ class ReplayOut(BaseModel):
     replayed: int
 
 
+class DepthOut(BaseModel):
+    queue: str
+    ready: int = Field(description="Messages waiting in the queue itself")
+    dead: int = Field(description="Messages in its dead-letter queue")
+
+
 def _bus(request: Request, queue: str) -> MessageBus:
     queues: set[str] = request.app.state.fleet.queues
     if queue not in queues:
@@ -79,6 +85,16 @@ async def list_dead_letters(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[DeadLetterOut]:
     return [DeadLetterOut.of(d) for d in await _bus(request, queue).dead_letters(queue, limit)]
+
+
+@router.get(
+    "/{queue}/depth",
+    summary="How many messages wait in a queue and in its dead-letter queue",
+    responses=UNKNOWN_QUEUE,
+)
+async def depth(queue: str, request: Request, _op: OperatorPrincipal) -> DepthOut:
+    found = await _bus(request, queue).queue_depth(queue)
+    return DepthOut(queue=queue, ready=found.ready, dead=found.dead)
 
 
 @router.post(

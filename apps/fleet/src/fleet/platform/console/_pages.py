@@ -18,8 +18,6 @@ from fleet.platform.console._app import HERE, api, render
 from fleet.platform.console._security import base_path
 
 PAGE_SIZE = "25"
-# Counting a queue's dead letters reads at most this many (the API has no count): "200+".
-COUNT_LIMIT = 200
 VEHICLE_STATUSES = ("available", "reserved", "in_trip", "maintenance", "offline")
 TRIP_STATUSES = ("pending", "confirmed", "in_progress", "completed", "rejected", "cancelled")
 QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
@@ -68,12 +66,11 @@ async def queue_counts(platform: PlatformApi) -> list[dict[str, Any]]:
     """Every queue the API shows dead letters of, with how many it holds (or why not)."""
     listed = await platform.get("/dead-letters")
     known = [(str(q), p) for q in listed if (p := queue_path(str(q))) is not None]
-    answers = await attempt_all(*(platform.get(p, limit=COUNT_LIMIT) for _q, p in known))
+    answers = await attempt_all(*(platform.get(f"{p}/depth") for _q, p in known))
     rows = []
-    for (queue, _path), (letters, error) in zip(known, answers, strict=True):
-        count = len(letters) if isinstance(letters, list) else None
-        more = count is not None and count >= COUNT_LIMIT
-        rows.append({"queue": queue, "count": count, "more": more, "error": error})
+    for (queue, _path), (depth, error) in zip(known, answers, strict=True):
+        count = depth.get("dead") if isinstance(depth, dict) else None
+        rows.append({"queue": queue, "count": count, "error": error})
     return rows
 
 
