@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     inbox_retention_hours: float = Field(
         168.0, ge=1.0, validation_alias=_env("FLEET_INBOX_RETENTION_HOURS")
     )
+    # Inbox consumers handle the messages that queue up while a transaction runs together, up to
+    # this many per transaction (group commit; 1 = one message per transaction).
+    consumer_batch: int = Field(32, ge=1, le=256, validation_alias=_env("FLEET_CONSUMER_BATCH"))
     max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias=_env("FLEET_MAX_BODY_BYTES"))
     log_level: str = Field("INFO", validation_alias=_env("FLEET_LOG_LEVEL"))
     log_json: bool = Field(True, validation_alias=_env("FLEET_LOG_JSON"))

@@ -8,7 +8,7 @@ away, so the same tables, queries and migrations serve both.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,8 +21,13 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
+
+from fleet.common.logging import get_logger
+
+log = get_logger("fleet.db")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -179,3 +184,38 @@ async def ensure_database(url: str) -> bool:
             return not exists
     finally:
         await admin.dispose()
+
+
+_AFTER_COMMIT = "fleet.after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run `callback` once the session's current outermost transaction commits.
+
+    For what must not happen unless the effect is durable (metrics, live streams): a rollback
+    drops it. A failing callback is logged, never raised: the transaction already committed.
+    """
+    sync = session.sync_session
+    if _AFTER_COMMIT not in sync.info:
+        sync.info[_AFTER_COMMIT] = []
+        event.listen(sync, "after_commit", _run_after_commit)
+        event.listen(sync, "after_transaction_end", _drop_after_commit)
+    pending: list[Callable[[], None]] = sync.info[_AFTER_COMMIT]
+    pending.append(callback)
+
+
+def _run_after_commit(session: Session) -> None:
+    pending: list[Callable[[], None]] = session.info[_AFTER_COMMIT]
+    callbacks = list(pending)
+    pending.clear()
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            log.exception("after-commit callback failed")
+
+
+def _drop_after_commit(session: Session, transaction: SessionTransaction, *_: Any) -> None:
+    # Savepoints end too (a failed local step); only the outermost end drops what is left.
+    if transaction.parent is None:
+        session.info[_AFTER_COMMIT].clear()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import (
@@ -36,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
+from fleet.common._group_commit import OUTBOX_BUFFER, GroupCommit, InboxHandler
 from fleet.common.db import Database, UTCDateTime, insert_for, utcnow
 from fleet.common.logging import get_logger
 from fleet.common.messaging.bus import ExchangeName, Handler
@@ -43,6 +43,7 @@ from fleet.common.messaging.envelope import Envelope
 from fleet.common.messaging.relay import OutboxRelay
 
 __all__ = [
+    "GroupCommit",
     "InboxHandler",
     "OutboxRelay",
     "claim_inbox",
@@ -54,8 +55,6 @@ __all__ = [
 ]
 
 log = get_logger("fleet.outbox")
-
-InboxHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -125,23 +124,27 @@ async def enqueue(
     table: Table,
 ) -> None:
     """Add `envelope` to the outbox `table` inside the caller's transaction."""
+    now = _tick()
+    row = {
+        "id": envelope.event_id,
+        "exchange": exchange,
+        "routing_key": envelope.event_type,
+        "body": envelope.encode(),
+        "headers": dict(envelope.headers),
+        "created_at": now,
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
+    buffer = session.info.get(OUTBOX_BUFFER)
+    # A group commit inserts its rows at the end; a row enqueued in a savepoint must go (and
+    # roll back) with it. The order of publication is `created_at`'s, whenever the row is written.
+    if buffer is not None and not session.in_nested_transaction():
+        buffer.append((table, row))
+        return
     stmt = _OUTBOX_INSERTS.get(table)
     if stmt is None:
         stmt = _OUTBOX_INSERTS[table] = insert(table)
-    now = _tick()
-    await session.execute(
-        stmt,
-        {
-            "id": envelope.event_id,
-            "exchange": exchange,
-            "routing_key": envelope.event_type,
-            "body": envelope.encode(),
-            "headers": dict(envelope.headers),
-            "created_at": now,
-            "attempts": 0,
-            "next_attempt_at": now,
-        },
-    )
+    await session.execute(stmt, row)
 
 
 async def claim_inbox(
@@ -167,12 +170,14 @@ def handle_once(
     *,
     table: Table,
     relay: OutboxRelay | None = None,
+    max_batch: int = 1,
 ) -> Handler:
     """A bus handler running `handler(session, envelope)` at most once per event and consumer.
 
     One transaction: claim the inbox row, run the handler, commit. A failing handler rolls the
     claim back too, so the bus's retry runs it again. `relay` is notified after the commit so that
-    messages the handler enqueued leave at once.
+    messages the handler enqueued leave at once. With `max_batch` > 1, messages that arrive
+    while a transaction runs are handled together in the next one (`GroupCommit`).
     """
 
     async def handle(envelope: Envelope) -> None:
@@ -185,7 +190,18 @@ def handle_once(
             relay.notify()
 
     handle.__qualname__ = f"handle_once[{consumer}]"
-    return handle
+    if max_batch <= 1:
+        return handle
+    group = GroupCommit(
+        db, consumer, handler, handle, table=table, relay=relay, max_batch=max_batch
+    )
+
+    async def handle_in_groups(envelope: Envelope) -> None:
+        await group(envelope)
+
+    handle_in_groups.__qualname__ = handle.__qualname__
+    handle_in_groups.group = group  # type: ignore[attr-defined]
+    return handle_in_groups
 
 
 async def purge_inbox(db: Database, table: Table, older_than: dt.timedelta) -> int:

@@ -99,12 +99,21 @@ class ServiceRuntime:
         await enqueue(session, envelope, exchange, table=self.outbox)
         return envelope
 
-    def consumer(self, name: str, handler: InboxHandler) -> Handler:
-        """`handler(session, envelope)` run at most once per message, in one transaction."""
+    def consumer(
+        self, name: str, handler: InboxHandler, *, max_batch: int | None = None
+    ) -> Handler:
+        """`handler(session, envelope)` run at most once per message, its effect and inbox row in
+        one transaction; under load several messages share one (`GroupCommit`), up to
+        `max_batch` (default: the `FLEET_CONSUMER_BATCH` setting)."""
         if self.inbox is None:
             raise RuntimeError(f"service {self.name} has no inbox table")
         return handle_once(
-            self.db, f"{self.name}.{name}", handler, table=self.inbox, relay=self.relay
+            self.db,
+            f"{self.name}.{name}",
+            handler,
+            table=self.inbox,
+            relay=self.relay,
+            max_batch=self.settings.consumer_batch if max_batch is None else max_batch,
         )
 
     def spawn(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.common.db import utcnow
+from fleet.common.db import after_commit, utcnow
 from fleet.common.logging import get_logger
 from fleet.common.saga._definition import SagaDefinition
 from fleet.common.saga._flow import (
@@ -29,7 +29,7 @@ from fleet.common.saga._flow import (
 )
 from fleet.common.saga._messages import SagaReply
 from fleet.common.saga._model import Phase, SagaInstance, SagaState, SagaStatus, StepState
-from fleet.common.saga._observe import SagaObserver, after_commit
+from fleet.common.saga._observe import SagaObserver
 from fleet.common.saga._store import SagaStore
 from fleet.common.saga._tables import SagaTables
 from fleet.common.tracing import span

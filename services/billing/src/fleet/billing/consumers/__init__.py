@@ -6,7 +6,6 @@ from functools import partial
 
 from fleet.billing.adapters.metrics import PaymentMetrics
 from fleet.billing.consumers import events
-from fleet.billing.consumers._inbox import consumer_with_after_commit
 from fleet.billing.service.tariffs import ANNOUNCE_INTERVAL_S, announce_tariffs
 from fleet.common.runtime import ServiceRuntime, Subscription, every
 from fleet.contracts.queues import BILLING_EVENTS
@@ -22,7 +21,7 @@ async def startup(rt: ServiceRuntime) -> None:
 
 def subscriptions(rt: ServiceRuntime) -> list[Subscription]:
     metrics: PaymentMetrics = rt.extras[PAYMENT_METRICS]
-    settle = consumer_with_after_commit(rt, "events", events.billing_events(rt, metrics))
+    settle = rt.consumer("events", events.billing_events(rt, metrics))
     return [
         Subscription(BILLING_EVENTS.name, BILLING_EVENTS.exchange, BILLING_EVENTS.bindings, settle),
     ]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fleet.common.db import after_commit
 from fleet.common.messaging import Envelope, Handler, MalformedMessage, default_registry
 from fleet.common.runtime import ServiceRuntime
 from fleet.contracts.events import (
@@ -27,7 +28,6 @@ from fleet.trip.domain.tracking import TrackingPoint
 from fleet.trip.service.tracking_hub import Ended, TrackingHub
 
 HUB_KEY = "tracking_hub"
-AfterCommit = list[Callable[[], None]]
 
 
 def hub_of(rt: ServiceRuntime) -> TrackingHub:
@@ -74,35 +74,24 @@ async def record_positions(
 def tracking_consumer(rt: ServiceRuntime) -> Handler:
     """The `trip.tracking` queue's handler: inbox transaction, then the live streams."""
     hub = hub_of(rt)
-    pending: dict[uuid.UUID, AfterCommit] = {}
 
     async def handle(session: AsyncSession, envelope: Envelope) -> None:
-        after = pending.setdefault(envelope.event_id, [])
         if envelope.event_type == VehiclePositionsReported.event_type:
             event = default_registry.parse_as(envelope, VehiclePositionsReported)
             stored = await record_positions(session, event.positions)
             by_trip: dict[uuid.UUID, list[TrackingPoint]] = {}
             for point in sorted(stored, key=lambda p: (p.recorded_at, p.id)):
                 by_trip.setdefault(point.trip_id, []).append(point)
-            after.extend(_publisher(hub, t, pts) for t, pts in by_trip.items())
+            for trip_id, points in by_trip.items():
+                after_commit(session, _publisher(hub, trip_id, points))
         elif envelope.event_type in (TripCompleted.event_type, TripCancelled.event_type):
             trip_id = _trip_id(envelope)
             status = "completed" if envelope.event_type == TripCompleted.event_type else "cancelled"
-            after.append(_publisher(hub, trip_id, Ended(status)))
+            after_commit(session, _publisher(hub, trip_id, Ended(status)))
         else:
             raise MalformedMessage(f"trip tracking does not handle {envelope.event_type}")
 
-    inner = rt.consumer("tracking", handle)
-
-    async def on_message(envelope: Envelope) -> None:
-        try:
-            await inner(envelope)
-            for notify in pending.get(envelope.event_id, ()):
-                notify()
-        finally:
-            pending.pop(envelope.event_id, None)
-
-    return on_message
+    return rt.consumer("tracking", handle)
 
 
 def _trip_id(envelope: Envelope) -> uuid.UUID:

@@ -1,0 +1,219 @@
+"""Group commit for inbox consumers: the messages waiting together are handled in one transaction.
+
+Under load a consumer's messages arrive faster than it commits them one by one, and most of a
+message's cost is the work around its effect: a session, `BEGIN`, the inbox claim, the outbox
+insert, `COMMIT` — each a round trip run by Python code. `GroupCommit` queues the messages that
+arrive while a transaction is running and handles them together in the next one: one multi-row
+inbox claim, every handler in turn in the same session (each in its own message's context, so
+its spans join its own trace), one multi-row outbox insert, one commit. A lone message is
+handled alone, so an idle consumer's latency does not change.
+
+The rules of one message per transaction still hold: a message is acked only once the
+transaction holding its effect committed, and a redelivered message finds its inbox row. If
+anything in a batch fails (a handler raises, a deadlock, a lost connection), the batch is rolled
+back and its messages are handled again one per transaction, so only the failing message is
+retried or dead-lettered by the bus; a message never sees the effect of another message of a
+failed batch. Handlers must therefore leave no trace outside the transaction until it commits
+(use `after_commit`), as they already must for the bus's retries.
+
+One batch runs at a time per consumer and process: two concurrent batches could lock the same
+rows in different orders. Replicas of a service each batch their own share; a deadlock between
+them is broken by PostgreSQL and both batches fall back to one message per transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
+
+from fleet.common.db import Database, insert_for, utcnow
+from fleet.common.logging import get_logger
+from fleet.common.messaging.bus import Handler, describe_error
+from fleet.common.messaging.envelope import Envelope
+from fleet.common.messaging.relay import OutboxRelay
+
+log = get_logger("fleet.outbox")
+
+InboxHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+
+# `session.info` key of the outbox rows enqueued outside any savepoint, inserted at the end.
+OUTBOX_BUFFER = "fleet.outbox.buffer"
+
+_BATCH_CLAIMS: dict[tuple[str, Table], Insert] = {}
+_BATCH_OUTBOX_INSERTS: dict[Table, Any] = {}
+
+
+@dataclass
+class _Waiting:
+    envelope: Envelope
+    done: asyncio.Future[None]
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+
+
+async def claim_inbox_many(
+    session: AsyncSession, consumer: str, event_ids: Sequence[uuid.UUID], *, table: Table
+) -> set[uuid.UUID]:
+    """Claim `event_ids` for `consumer` in one statement; returns the ids that were new."""
+    dialect = session.get_bind().dialect.name
+    stmt = _BATCH_CLAIMS.get((dialect, table))
+    if stmt is None:
+        stmt = (
+            insert_for(dialect, table)
+            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+            .returning(table.c.event_id)
+        )
+        _BATCH_CLAIMS[(dialect, table)] = stmt
+    now = utcnow()
+    rows = [{"consumer": consumer, "event_id": i, "handled_at": now} for i in event_ids]
+    result = await session.execute(stmt, rows)
+    return set(result.scalars())
+
+
+def buffer_outbox(session: AsyncSession) -> list[tuple[Table, dict[str, Any]]]:
+    """Collect the outbox rows enqueued in `session` outside savepoints until `flush_outbox`."""
+    buffer: list[tuple[Table, dict[str, Any]]] = []
+    session.info[OUTBOX_BUFFER] = buffer
+    return buffer
+
+
+async def flush_outbox(session: AsyncSession) -> None:
+    """Insert the buffered outbox rows, one statement per outbox table."""
+    buffer: list[tuple[Table, dict[str, Any]]] = session.info.pop(OUTBOX_BUFFER, [])
+    by_table: dict[Table, list[dict[str, Any]]] = {}
+    for table, row in buffer:
+        by_table.setdefault(table, []).append(row)
+    for table, rows in by_table.items():
+        stmt = _BATCH_OUTBOX_INSERTS.get(table)
+        if stmt is None:
+            stmt = _BATCH_OUTBOX_INSERTS[table] = table.insert()
+        await session.execute(stmt, rows)
+
+
+class GroupCommit:
+    """A bus handler that runs `handler(session, envelope)` once per message, batching under load.
+
+    `single` is the one-message-per-transaction handler (`handle_once` without batching): used
+    for a batch of one and to redo a failed batch message by message.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        consumer: str,
+        handler: InboxHandler,
+        single: Handler,
+        *,
+        table: Table,
+        relay: OutboxRelay | None,
+        max_batch: int,
+    ) -> None:
+        if max_batch < 2:
+            raise ValueError("a group commit needs max_batch of at least 2")
+        self.db = db
+        self.consumer = consumer
+        self.handler = handler
+        self.single = single
+        self.table = table
+        self.relay = relay
+        self.max_batch = max_batch
+        self._waiting: list[_Waiting] = []
+        self._drain: asyncio.Task[None] | None = None
+        self.batches = 0  # transactions that handled more than one message
+        self.fallbacks = 0  # batches redone one message per transaction
+
+    async def __call__(self, envelope: Envelope) -> None:
+        waiting = _Waiting(envelope, asyncio.get_running_loop().create_future())
+        self._waiting.append(waiting)
+        if self._drain is None:
+            self._drain = asyncio.create_task(self._run(), name=f"group-commit[{self.consumer}]")
+        drain = self._drain
+        try:
+            await waiting.done
+        except asyncio.CancelledError:
+            # The bus is closing. A message not started yet is simply left (unacked, the broker
+            # redelivers it); one in the running batch waits for that transaction to end, so no
+            # session outlives the consumer and the database can be disposed after it.
+            if waiting in self._waiting:
+                self._waiting.remove(waiting)
+            elif not drain.done():
+                await asyncio.shield(drain)
+            raise
+
+    async def _run(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[: self.max_batch]
+                del self._waiting[: self.max_batch]
+                await self._handle(batch)
+        finally:
+            self._drain = None
+
+    async def _handle(self, batch: list[_Waiting]) -> None:
+        if len(batch) == 1:
+            await self._alone(batch[0])
+            return
+        try:
+            await self._together(batch)
+        except Exception as exc:
+            self.fallbacks += 1
+            log.info(
+                "batch failed, handling its messages one by one",
+                consumer=self.consumer,
+                size=len(batch),
+                error=describe_error(exc),
+            )
+            for waiting in batch:
+                await self._alone(waiting)
+            return
+        self.batches += 1
+        for waiting in batch:
+            _settle(waiting.done, None)
+        if self.relay is not None:
+            self.relay.notify()
+
+    async def _alone(self, waiting: _Waiting) -> None:
+        try:
+            await _in_context(waiting, self.single(waiting.envelope))
+        except Exception as exc:
+            _settle(waiting.done, exc)
+        else:
+            _settle(waiting.done, None)
+
+    async def _together(self, batch: list[_Waiting]) -> None:
+        async with self.db.transaction() as session:
+            ids = [w.envelope.event_id for w in batch]
+            new = await claim_inbox_many(session, self.consumer, ids, table=self.table)
+            buffer_outbox(session)
+            for waiting in batch:
+                event_id = waiting.envelope.event_id
+                if event_id not in new:  # handled before, or twice in this batch
+                    continue
+                new.discard(event_id)
+                await _in_context(waiting, self.handler(session, waiting.envelope))
+            await flush_outbox(session)
+
+
+async def _in_context(waiting: _Waiting, work: Awaitable[None]) -> None:
+    """Run `work` in the context its message arrived in (its trace span, its log bindings)."""
+
+    async def run() -> None:
+        await work
+
+    await asyncio.create_task(run(), context=waiting.context)
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.done():  # its consumer was cancelled (shutdown): the broker redelivers it
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
