@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
@@ -28,6 +29,7 @@ from fleet.platform.gateway import gateway_app, owner_of
 SCRIPT = "<script>alert(1)</script>"
 CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 LOGIN_CSRF = re.compile(r'name="login_csrf" value="([^"]*)"')
+PREVIOUS = "\N{SINGLE LEFT-POINTING ANGLE QUOTATION MARK} Previous page"
 
 
 @dataclass
@@ -301,12 +303,122 @@ async def test_lists_page_with_the_apis_cursor_and_keep_their_filter(
     assert link(second, "« First page") == "/console/vehicles?status=available&limit=2"
 
 
+async def test_previous_page_leads_back_page_by_page_to_the_first_pages_items(
+    api: Platform, console: Console
+) -> None:
+    op = await api.operator()
+    ids = [await api.vehicle(op, n) for n in range(3)]
+    await console.operator()
+
+    first = await console.page("/vehicles?status=available&limit=1")
+    second = await console.page(link(first, "Next page").removeprefix("/console"))
+    third = await console.page(link(second, "Next page").removeprefix("/console"))
+    assert [[i in p for i in ids] for p in (first, second, third)] == [
+        [False, False, True],  # newest first
+        [False, True, False],
+        [True, False, False],
+    ]
+    assert "Previous page" not in first
+
+    again_second = await console.page(link(third, PREVIOUS).removeprefix("/console"))
+    assert [i in again_second for i in ids] == [False, True, False]
+    assert link(again_second, "Next page") == link(second, "Next page")
+    to_first = link(again_second, PREVIOUS)
+    assert to_first == "/console/vehicles?status=available&limit=1"
+    again_first = await console.page(to_first.removeprefix("/console"))
+    assert [i in again_first for i in ids] == [False, False, True]
+    assert "Previous page" not in again_first
+
+
+async def test_a_forged_or_overlong_page_trail_is_ignored_and_the_trail_stays_bounded(
+    api: Platform, console: Console
+) -> None:
+    op = await api.operator()
+    for n in range(3):
+        await api.vehicle(op, n)
+    await console.operator()
+    next_link = link(await console.page("/vehicles?limit=1"), "Next page")
+    [cursor] = parse_qs(urlsplit(next_link).query)["cursor"]
+    here = f"/vehicles?limit=1&cursor={cursor}"
+
+    for trail in (f"back={quote(SCRIPT)}", "&".join(["back="] * 21)):
+        page = await console.page(f"{here}&{trail}")
+        assert "Previous page" not in page
+        assert link(page, "« First page") == "/console/vehicles?limit=1"
+        assert SCRIPT not in page
+
+    page = await console.page(here + "".join(f"&back={cursor}" for _ in range(20)))
+    carried = parse_qs(urlsplit(link(page, "Next page")).query)["back"]
+    assert carried == [cursor] * 20  # the oldest dropped, this page's cursor added
+
+
+async def test_an_operator_takes_a_vehicle_out_of_service_and_back_through_its_page(
+    api: Platform, console: Console
+) -> None:
+    op = await api.operator()
+    vehicle_id = await api.vehicle(op, 1)
+    await console.operator()
+    here = f"/vehicles/{vehicle_id}"
+    assert here in await console.page("/vehicles")  # the list links each vehicle's page
+    csrf = await console.csrf(here)
+
+    r = await console.post(f"{here}/status", csrf=csrf, status="maintenance")
+
+    assert (r.status_code, r.headers["location"]) == (303, f"/console{here}")
+    assert (await api.get(op, here))["status"] == "maintenance"
+    page = texts(await console.page(here))
+    assert "Vehicle status set to maintenance." in page
+    assert "Put back in service" in page
+    await console.post(f"{here}/status", csrf=csrf, status="available")
+    assert "Vehicle status set to available." in texts(await console.page(here))
+    assert (await api.get(op, here))["status"] == "available"
+
+
+async def test_a_vehicle_status_form_without_the_sessions_csrf_token_changes_nothing(
+    api: Platform, console: Console
+) -> None:
+    op = await api.operator()
+    vehicle_id = await api.vehicle(op, 1)
+    await console.operator()
+    path = f"/vehicles/{vehicle_id}/status"
+
+    assert (await console.post(path, status="offline")).status_code == 403
+    assert (await console.post(path, status="offline", csrf="0" * 64)).status_code == 403
+
+    assert (await api.get(op, f"/vehicles/{vehicle_id}"))["status"] == "available"
+
+
+async def test_a_refused_status_change_is_flashed_with_the_apis_reason(
+    api: Platform, console: Console
+) -> None:
+    op = await api.operator()
+    _rider, trip = await _booked_trip(api, op)
+    here = f"/vehicles/{trip['vehicle_id']}"
+    await api.vehicle_becomes(op, trip["vehicle_id"], "reserved")
+    await console.operator()
+    page = await console.page(here)
+    assert "None while the vehicle is reserved" in texts(page)  # no form offered
+    assert SCRIPT not in page  # the model, escaped
+
+    # a form loaded before the booking reserved the vehicle, submitted after
+    r = await console.post(f"{here}/status", csrf=await console.csrf(here), status="maintenance")
+
+    assert (r.status_code, r.headers["location"]) == (303, f"/console{here}")
+    reason = f"vehicle {trip['vehicle_id']} is reserved; wait until its trip ends"
+    assert f"The status was not changed: {reason}" in texts(await console.page(here))
+    assert (await api.get(op, here))["status"] == "reserved"
+    await console.post(f"{here}/status", csrf=await console.csrf(here), status="in_trip")
+    assert "Choose one of available, maintenance, offline." in texts(await console.page(here))
+
+
 async def test_api_refusals_are_messages_on_the_page(api: Platform, console: Console) -> None:
     await console.operator()
 
     missing = await console.page(f"/trips/{uuid.uuid4()}", 404)
     assert "not found" in missing
     assert "No such trip." in await console.page("/trips/not-a-uuid", 404)
+    assert "No such vehicle." in await console.page("/vehicles/not-a-uuid", 404)
+    assert "not found" in await console.page(f"/vehicles/{uuid.uuid4()}", 404)
     assert "No such queue." in await console.page("/dead-letters/%3Cscript%3E", 404)
     too_many = await console.page("/vehicles?limit=500", 422)
     assert "limit" in too_many

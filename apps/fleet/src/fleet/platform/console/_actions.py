@@ -1,4 +1,5 @@
-"""The console's forms: sign in and out, start/complete/cancel a trip, replay dead letters.
+"""The console's forms: sign in and out, start/complete/cancel a trip, set a vehicle's status,
+replay dead letters.
 
 Every form is a POST carrying a CSRF token and answers with a redirect (303) and a flash message,
 so a reload never repeats an action.
@@ -17,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from fleet.platform.console._api import ApiError, PlatformApi
 from fleet.platform.console._app import api, console, redirect, render
-from fleet.platform.console._pages import not_found, queue_path, valid_id
+from fleet.platform.console._pages import SETTABLE_STATUSES, not_found, queue_path, valid_id
 from fleet.platform.console._security import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -149,6 +150,25 @@ async def trip_action(request: Request) -> Response:
     return redirect(request, back, ("ok", f"Trip {TRIP_ACTIONS[action]}."))
 
 
+async def vehicle_status(request: Request) -> Response:
+    vehicle_id = valid_id(request.path_params["vehicle_id"])
+    if vehicle_id is None:
+        return not_found(request, "vehicle")
+    platform, form = await guarded(request)
+    back = f"/vehicles/{vehicle_id}"
+    status = field(form, "status")
+    if status not in SETTABLE_STATUSES:
+        return redirect(request, back, ("error", f"Choose one of {', '.join(SETTABLE_STATUSES)}."))
+    try:
+        answer = await platform.patch(f"/vehicles/{vehicle_id}", {"status": status})
+    except ApiError as exc:
+        if exc.status in (401, 403):
+            raise
+        return redirect(request, back, ("error", f"The status was not changed: {exc.message}"))
+    now = answer.get("status") if isinstance(answer, dict) else None
+    return redirect(request, back, ("ok", f"Vehicle status set to {now or status}."))
+
+
 async def replay(request: Request) -> Response:
     queue = request.path_params["queue"]
     path = queue_path(queue)
@@ -177,5 +197,6 @@ def routes() -> list[BaseRoute]:
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/trips/{trip_id}/{action}", trip_action, methods=["POST"]),
+        Route("/vehicles/{vehicle_id}/status", vehicle_status, methods=["POST"]),
         Route("/dead-letters/{queue}/replay", replay, methods=["POST"]),
     ]

@@ -83,6 +83,9 @@ class PlatformApi:
     async def post(self, path: str, json: Any = None) -> Any:
         return await self.call("POST", path, json=json)
 
+    async def patch(self, path: str, json: Any) -> Any:
+        return await self.call("PATCH", path, json=json)
+
 
 async def attempt_all(*calls: Awaitable[Any]) -> list[tuple[Any, str | None]]:
     """`(answer, None)` or `(None, message)` per call, run at once: one section of a page may

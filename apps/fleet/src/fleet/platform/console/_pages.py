@@ -1,12 +1,12 @@
-"""The console's read-only pages: dashboard, vehicles, trips, a trip and its saga, invoices and
-dead letters. Each is a few API calls and a template; lists page with the API's cursors."""
+"""The console's pages: dashboard, vehicles and a vehicle, trips, a trip and its saga, invoices
+and dead letters. Each is a few API calls and a template; lists page with the API's cursors."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,10 +15,11 @@ from starlette.staticfiles import StaticFiles
 
 from fleet.platform.console._api import PlatformApi, attempt_all
 from fleet.platform.console._app import HERE, api, render
-from fleet.platform.console._security import base_path
+from fleet.platform.console._pager import pager
 
 PAGE_SIZE = "25"
 VEHICLE_STATUSES = ("available", "reserved", "in_trip", "maintenance", "offline")
+SETTABLE_STATUSES = ("available", "maintenance", "offline")  # the rest belong to bookings
 TRIP_STATUSES = ("pending", "confirmed", "in_progress", "completed", "rejected", "cancelled")
 QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
@@ -37,18 +38,6 @@ def valid_id(value: str) -> str | None:
 
 def queue_path(queue: str) -> str | None:
     return f"/dead-letters/{quote(queue, safe='')}" if QUEUE_NAME.fullmatch(queue) else None
-
-
-def pager(request: Request, path: str, page: dict[str, Any], **filters: str) -> dict[str, str]:
-    """Links to the next page (the API's cursor) and back to the first, keeping the filters."""
-    kept = {k: v for k, v in filters.items() if v}
-    links: dict[str, str] = {}
-    here = base_path(request) + path
-    if page.get("next_cursor"):
-        links["next"] = f"{here}?{urlencode({**kept, 'cursor': page['next_cursor']})}"
-    if request.query_params.get("cursor"):
-        links["first"] = f"{here}?{urlencode(kept)}" if kept else here
-    return links
 
 
 async def _listing(
@@ -108,6 +97,14 @@ async def vehicles(request: Request) -> Response:
     )
 
 
+async def vehicle(request: Request) -> Response:
+    vehicle_id = valid_id(request.path_params["vehicle_id"])
+    if vehicle_id is None:
+        return not_found(request, "vehicle")
+    found = await api(request).get(f"/vehicles/{vehicle_id}")
+    return render(request, "vehicle.html", vehicle=found, settable=SETTABLE_STATUSES)
+
+
 async def trips(request: Request) -> Response:
     status = request.query_params.get("status", "")
     page, links = await _listing(request, "/trips", status=status)
@@ -152,6 +149,7 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/", dashboard),
         Route("/vehicles", vehicles),
+        Route("/vehicles/{vehicle_id}", vehicle),
         Route("/trips", trips),
         Route("/trips/{trip_id}", trip),
         Route("/invoices", invoices),
