@@ -1,20 +1,24 @@
-"""The distributed-mode gateway: routes by prefix, passes answers and streams through."""
+"""The distributed-mode gateway: routes by prefix, passes answers and streams through, and
+unites the services' dead-letter queues."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from fleet.common.testing import serving
 from fleet.platform.gateway import gateway_app
+
+DOWN = "http://127.0.0.1:1"  # nothing listens there
 
 
 async def _events() -> AsyncIterator[bytes]:
@@ -40,15 +44,43 @@ async def upstream() -> AsyncIterator[str]:
         yield url
 
 
-@pytest.fixture
-async def gateway(upstream: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = gateway_app({"trip": upstream, "user": "http://127.0.0.1:1"})
+@asynccontextmanager
+async def gateway_to(upstreams: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    app = gateway_app(upstreams)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://gw") as client,
     ):
         yield client
+
+
+@pytest.fixture
+async def gateway(upstream: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with gateway_to({"trip": upstream, "user": DOWN}) as client:
+        yield client
+
+
+@pytest.fixture
+async def queue_lists() -> AsyncIterator[str]:
+    """Services at `{url}/{name}` each listing `{name}.events` and `fleet.shared`, but only once
+    two of them have been asked (one asked alone gives up with 504); and at `{url}/refusing` one
+    that refuses with 401."""
+    both_asked = asyncio.Barrier(2)
+
+    async def queues(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name == "refusing":
+            return JSONResponse({"detail": "who are you?"}, status_code=401)
+        try:
+            async with asyncio.timeout(5):  # bounds a failure, so the server can stop
+                await both_asked.wait()
+        except TimeoutError:
+            return JSONResponse({"detail": f"{name} was asked alone"}, status_code=504)
+        return JSONResponse([f"{name}.events", "fleet.shared"])
+
+    async with serving(Starlette(routes=[Route("/{name}/dead-letters", queues)])) as url:
+        yield url
 
 
 async def test_answers_pass_through_with_status_and_query(gateway: httpx.AsyncClient) -> None:
@@ -76,3 +108,24 @@ async def test_event_streams_flow_through_as_they_are_sent(upstream: str) -> Non
         first = await anext(r.aiter_text())
         assert "first" in first
         assert time.monotonic() - start < 0.8  # before the upstream sent the second event
+
+
+async def test_the_dead_letter_queues_are_the_union_of_every_service_asked_at_once(
+    queue_lists: str,
+) -> None:
+    async with gateway_to({"trip": f"{queue_lists}/trip", "user": f"{queue_lists}/user"}) as gw:
+        r = await gw.get("/dead-letters")
+    assert r.json() == ["fleet.shared", "trip.events", "user.events"]
+
+
+async def test_of_several_failing_services_the_first_one_answers_for_the_queues(
+    queue_lists: str,
+) -> None:
+    refusing = f"{queue_lists}/refusing"
+    async with gateway_to({"user": refusing, "trip": DOWN}) as gw:
+        r = await gw.get("/dead-letters")
+    assert (r.status_code, r.json()) == (401, {"detail": "who are you?"})
+    async with gateway_to({"trip": DOWN, "user": refusing}) as gw:
+        r = await gw.get("/dead-letters")
+    assert (r.status_code, r.headers["content-type"]) == (502, "application/problem+json")
+    assert r.json()["detail"] == "trip service unreachable: ConnectError"

@@ -7,6 +7,7 @@ API calls go through this same proxy.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,6 +39,22 @@ def owner_of(path: str) -> str | None:
 def _bad_gateway(detail: str) -> Response:
     body = problem(502, "Bad Gateway", detail)
     return JSONResponse(body, status_code=502, media_type=PROBLEM_MEDIA_TYPE)
+
+
+async def _queues_of(
+    client: httpx.AsyncClient, service: str, base: str, headers: dict[str, str]
+) -> list[str] | Response:
+    """The queues `service` consumes, or the response that says why they are not known."""
+    try:
+        r = await client.get(base + "/dead-letters", headers=headers)
+    except httpx.TransportError as exc:
+        return _bad_gateway(f"{service} service unreachable: {type(exc).__name__}")
+    if r.status_code != 200:  # refusals (401, 403) and failures pass through as they are
+        return Response(r.content, r.status_code, media_type=r.headers.get("content-type"))
+    try:
+        return [str(q) for q in r.json()]
+    except (ValueError, TypeError):
+        return _bad_gateway(f"{service} service answered no list of queues")
 
 
 def gateway_app(
@@ -85,24 +102,20 @@ def gateway_app(
         )
 
     async def dead_letter_queues(request: Request) -> Response:
-        """Every service's consumed queues: each service lists only its own."""
+        """Every service's consumed queues: each service lists only its own. The services are
+        asked at once; where some fail, the first failing one in `upstreams`' order answers."""
         if client is None:
             return _bad_gateway("the gateway is not started")
         auth = request.headers.get("authorization")
+        headers = {"authorization": auth} if auth else {}
+        answers = await asyncio.gather(
+            *(_queues_of(client, service, base, headers) for service, base in upstreams.items())
+        )
         queues: set[str] = set()
-        for service, base in upstreams.items():
-            try:
-                r = await client.get(
-                    base + "/dead-letters", headers={"authorization": auth} if auth else {}
-                )
-            except httpx.TransportError as exc:
-                return _bad_gateway(f"{service} service unreachable: {type(exc).__name__}")
-            if r.status_code != 200:  # refusals (401, 403) and failures pass through as they are
-                return Response(r.content, r.status_code, media_type=r.headers.get("content-type"))
-            try:
-                queues.update(str(q) for q in r.json())
-            except (ValueError, TypeError):
-                return _bad_gateway(f"{service} service answered no list of queues")
+        for answer in answers:
+            if isinstance(answer, Response):
+                return answer
+            queues.update(answer)
         return JSONResponse(sorted(queues))
 
     async def health(_request: Request) -> Response:
