@@ -138,10 +138,9 @@ async def test_the_audit_names_each_broken_invariant(migrated_database: str) -> 
                     updated_at=now,
                 )
             )
+        found = {v.invariant: v for v in await audit_database(eng)}  # an engine of the caller's
     finally:
         await eng.dispose()
-
-    found = {v.invariant: v for v in await audit_database(migrated_database)}
 
     assert set(found) == {
         "wallet-held",

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from fleet.common.messaging.bus import DeadLetter
 from fleet.common.messaging.rabbit import RabbitBus
@@ -172,14 +172,17 @@ class Violation:
         return f"{self.invariant}: {self.rule} — {self.offenders} offender(s): {rows}"
 
 
-async def audit_database(url: str, sample: int = 3) -> list[Violation]:
-    """Every database invariant that does not hold (empty: all hold)."""
-    engine = create_async_engine(url)
+async def audit_database(database: str | AsyncEngine, sample: int = 3) -> list[Violation]:
+    """Every database invariant that does not hold (empty: all hold). `database` is a URL (an
+    engine is made for this audit alone) or an engine the caller keeps, e.g. across repeated
+    audits."""
+    engine = create_async_engine(database) if isinstance(database, str) else database
     try:
         async with engine.connect() as conn:
             return [v for inv in INVARIANTS if (v := await _check(conn, inv, sample))]
     finally:
-        await engine.dispose()
+        if engine is not database:  # made here
+            await engine.dispose()
 
 
 async def _check(conn: AsyncConnection, invariant: Invariant, sample: int) -> Violation | None:
@@ -226,9 +229,10 @@ def _kind(letter: DeadLetter) -> str:
     return letter.envelope.event_type if letter.envelope else "undecodable message"
 
 
-async def audit(database_url: str, amqp_url: str | None = None) -> list[Violation]:
-    """Database invariants, then (with `amqp_url`) the queues."""
-    found = await audit_database(database_url)
+async def audit(database: str | AsyncEngine, amqp_url: str | None = None) -> list[Violation]:
+    """Database invariants (`database`: a URL or an engine, as for `audit_database`), then (with
+    `amqp_url`) the queues."""
+    found = await audit_database(database)
     if amqp_url:
         found += await audit_queues(amqp_url)
     return found

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from fleet.platform.audit import Violation, audit
 from fleet.platform.client import SEOUL, Platform, User
@@ -243,15 +244,19 @@ class ChaosRun:
         started = time.monotonic()
         deadline = started + self.plan.settle_s
         reported: int | None = None
-        while True:
-            violations = await audit(self.stack.database_url, self.stack.amqp_url)
-            if not violations or time.monotonic() > deadline:
-                break
-            if len(violations) != reported:
-                reported = len(violations)
-                names = ", ".join(v.invariant for v in violations)
-                self.progress(f"settling: {reported} invariant(s) not yet holding ({names})")
-            await asyncio.sleep(1.0)
+        engine = create_async_engine(self.stack.database_url)  # one for every audit of the wait
+        try:
+            while True:
+                violations = await audit(engine, self.stack.amqp_url)
+                if not violations or time.monotonic() > deadline:
+                    break
+                if len(violations) != reported:
+                    reported = len(violations)
+                    names = ", ".join(v.invariant for v in violations)
+                    self.progress(f"settling: {reported} invariant(s) not yet holding ({names})")
+                await asyncio.sleep(1.0)
+        finally:
+            await engine.dispose()
         self.result.violations = violations
         self.result.settle_s = time.monotonic() - started
 
