@@ -1,7 +1,7 @@
 """The saga engine's forward and backward paths, on SQLite and PostgreSQL.
 
-`send` is a transactional test double of the transport: it writes each command into an outbox
-table in the caller's transaction, so a command counts as sent only if its transaction commits.
+Commands go to a `CommandOutbox`, a transactional test double of the transport: each command is
+an outbox row written in the caller's transaction, so it counts as sent only if that commits.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Column, Integer, String, Table, Uuid, insert, select, update
+from sqlalchemy import Column, String, Table, Uuid, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import Database, service_metadata
 from fleet.common.saga import (
     Phase,
-    SagaCommand,
     SagaDefinition,
     SagaEngine,
     SagaInstance,
@@ -27,18 +26,12 @@ from fleet.common.saga import (
     StepStatus,
     saga_tables,
 )
-from fleet.common.testing import tables_database
+from fleet.common.testing import CommandOutbox, tables_database
 
 SCHEMA = "saga_flow_test"
 METADATA = service_metadata(SCHEMA)
 TABLES = saga_tables(METADATA)
-OUTBOX = Table(
-    "outbox",
-    METADATA,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("message_id", String(200), nullable=False, unique=True),
-    Column("body", JSON, nullable=False),
-)
+OUTBOX = CommandOutbox(METADATA)
 TRIPS = Table(
     "trips",
     METADATA,
@@ -55,12 +48,6 @@ BOOKING = SagaDefinition(
         Step("send-confirmation", "user.send-confirmation", "user.send-cancellation"),
     ],
 )
-
-
-async def send(session: AsyncSession, command: SagaCommand) -> None:
-    await session.execute(
-        insert(OUTBOX).values(message_id=command.message_id, body=command.to_dict())
-    )
 
 
 async def create_trip(session: AsyncSession, saga: SagaInstance) -> dict[str, Any]:
@@ -112,7 +99,7 @@ def recorder() -> Recorder:
 def engine(recorder: Recorder) -> SagaEngine:
     return SagaEngine(
         BOOKING,
-        send,
+        OUTBOX.send,
         {"create-trip": create_trip},
         {"create-trip": cancel_trip},
         tables=TABLES,
@@ -120,12 +107,6 @@ def engine(recorder: Recorder) -> SagaEngine:
         on_compensated=recorder.compensated,
         observer=recorder,
     )
-
-
-async def sent(db: Database) -> list[SagaCommand]:
-    async with db.session() as s:
-        rows = (await s.execute(select(OUTBOX.c.body).order_by(OUTBOX.c.seq))).scalars().all()
-    return [SagaCommand.from_dict(r) for r in rows]
 
 
 async def start(db: Database, engine: SagaEngine) -> uuid.UUID:
@@ -144,7 +125,7 @@ async def answer(
     error: str | None = None,
 ) -> SagaInstance | None:
     """Reply to the last command sent, as its participant would."""
-    command = (await sent(db))[-1]
+    command = (await OUTBOX.sent(db))[-1]
     async with db.transaction() as s:
         return await engine.handle_reply(
             s, command.reply(success=success, result=result, error=error)
@@ -166,7 +147,7 @@ async def test_start_persists_the_saga_and_sends_the_first_command_only(
 ) -> None:
     saga_id = await start(db, engine)
 
-    [command] = await sent(db)
+    [command] = await OUTBOX.sent(db)
     assert (command.saga_id, command.step, command.phase, command.attempt) == (
         saga_id,
         "reserve-credits",
@@ -200,7 +181,7 @@ async def test_a_saga_started_in_a_rolled_back_transaction_leaves_nothing(
 
     async with db.session() as s:
         assert await engine.get(s, saga_id) is None
-    assert await sent(db) == []
+    assert await OUTBOX.sent(db) == []
 
 
 async def test_four_steps_complete_with_results_merged_and_full_history(
@@ -209,12 +190,12 @@ async def test_four_steps_complete_with_results_merged_and_full_history(
     saga_id = await start(db, engine)
 
     await answer(db, engine, result={"hold_id": "h-1"})
-    second = (await sent(db))[-1]
+    second = (await OUTBOX.sent(db))[-1]
     assert second.step == "reserve-vehicle"
     assert second.payload["hold_id"] == "h-1"
     await answer(db, engine, result={"vehicle_id": "v-7"})
     # create-trip ran locally in that same transaction; the confirmation is out
-    third = (await sent(db))[-1]
+    third = (await OUTBOX.sent(db))[-1]
     assert third.step == "send-confirmation"
     assert third.payload["trip_status"] == "pending"
     done = await answer(db, engine)
@@ -235,7 +216,7 @@ async def test_four_steps_complete_with_results_merged_and_full_history(
     assert recorder.ended == [("completed", saga_id, "")]
     assert [s[1] for s in recorder.sagas] == ["completed"]
     assert [s[0] for s in recorder.steps] == [step.name for step in BOOKING.steps]
-    assert [c.step for c in await sent(db)] == [
+    assert [c.step for c in await OUTBOX.sent(db)] == [
         step.name for step in BOOKING.steps if not step.local
     ]
 
@@ -248,7 +229,7 @@ async def test_failure_at_step_two_compensates_step_one_only(
 
     await answer(db, engine, success=False, error="no vehicle free")
 
-    release = (await sent(db))[-1]
+    release = (await OUTBOX.sent(db))[-1]
     assert (release.step, release.phase, release.command_type) == (
         "reserve-credits",
         Phase.COMPENSATION,
@@ -266,7 +247,7 @@ async def test_failure_at_step_two_compensates_step_one_only(
         ("create-trip", "action", "skipped", 0),
         ("send-confirmation", "action", "skipped", 0),
     ]
-    assert [(c.step, c.phase) for c in await sent(db)] == [
+    assert [(c.step, c.phase) for c in await OUTBOX.sent(db)] == [
         ("reserve-credits", Phase.ACTION),
         ("reserve-vehicle", Phase.ACTION),
         ("reserve-credits", Phase.COMPENSATION),
@@ -291,7 +272,7 @@ async def test_failure_at_the_last_step_compensates_all_earlier_steps_in_reverse
 
     assert done is not None
     assert done.status is SagaStatus.COMPENSATED
-    compensations = [c for c in await sent(db) if c.phase is Phase.COMPENSATION]
+    compensations = [c for c in await OUTBOX.sent(db) if c.phase is Phase.COMPENSATION]
     assert [c.command_type for c in compensations] == [
         "vehicle.release-vehicle",
         "user.release-credits",
@@ -318,7 +299,7 @@ async def test_a_failing_local_step_rolls_back_its_writes_and_compensates(
 
     engine = SagaEngine(
         BOOKING,
-        send,
+        OUTBOX.send,
         {"create-trip": create_trip_then_fail},
         {"create-trip": cancel_trip},
         tables=TABLES,
@@ -332,7 +313,7 @@ async def test_a_failing_local_step_rolls_back_its_writes_and_compensates(
     assert after_failure is not None
     assert after_failure.status is SagaStatus.COMPENSATING
     assert await trip_status(db, after_failure) is None
-    assert [(c.step, c.phase) for c in (await sent(db))[-1:]] == [
+    assert [(c.step, c.phase) for c in (await OUTBOX.sent(db))[-1:]] == [
         ("reserve-vehicle", Phase.COMPENSATION)
     ]
     await answer(db, engine)
@@ -355,7 +336,7 @@ async def test_observations_of_a_rolled_back_transaction_are_dropped(
     db: Database, engine: SagaEngine, recorder: Recorder
 ) -> None:
     await start(db, engine)
-    command = (await sent(db))[-1]
+    command = (await OUTBOX.sent(db))[-1]
 
     async def handle_then_crash() -> None:
         async with db.transaction() as s:

@@ -1,6 +1,6 @@
 """The saga engine under trouble: duplicates, stale replies, timeouts, restarts, races.
 
-Same transactional `send` double as test_saga_engine_flow: commands are outbox rows.
+Same transactional `CommandOutbox` double as test_saga_engine_flow: commands are outbox rows.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Column, Integer, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import Database, service_metadata
@@ -30,18 +29,12 @@ from fleet.common.saga import (
     saga_tables,
 )
 from fleet.common.saga._store import SagaStore
-from fleet.common.testing import tables_database
+from fleet.common.testing import CommandOutbox, tables_database
 
 SCHEMA = "saga_recovery_test"
 METADATA = service_metadata(SCHEMA)
 TABLES = saga_tables(METADATA)
-OUTBOX = Table(
-    "outbox",
-    METADATA,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("message_id", String(200), nullable=False, unique=True),
-    Column("body", JSON, nullable=False),
-)
+OUTBOX = CommandOutbox(METADATA)
 
 BOOKING = SagaDefinition.from_dict(
     {
@@ -73,12 +66,6 @@ class FakeClock:
         return self.now
 
 
-async def send(session: AsyncSession, command: SagaCommand) -> None:
-    await session.execute(
-        insert(OUTBOX).values(message_id=command.message_id, body=command.to_dict())
-    )
-
-
 async def create_trip(session: AsyncSession, saga: SagaInstance) -> dict[str, Any]:
     return {"trip": "created"}
 
@@ -101,7 +88,7 @@ def clock() -> FakeClock:
 def make_engine(clock: FakeClock, **kwargs: Any) -> SagaEngine:
     return SagaEngine(
         BOOKING,
-        kwargs.pop("send", send),
+        kwargs.pop("send", OUTBOX.send),
         {"create-trip": create_trip},
         {"create-trip": cancel_trip},
         tables=TABLES,
@@ -113,12 +100,6 @@ def make_engine(clock: FakeClock, **kwargs: Any) -> SagaEngine:
 @pytest.fixture
 def engine(clock: FakeClock) -> SagaEngine:
     return make_engine(clock)
-
-
-async def sent(db: Database) -> list[SagaCommand]:
-    async with db.session() as s:
-        rows = (await s.execute(select(OUTBOX.c.body).order_by(OUTBOX.c.seq))).scalars().all()
-    return [SagaCommand.from_dict(r) for r in rows]
 
 
 async def start(db: Database, engine: SagaEngine) -> uuid.UUID:
@@ -136,7 +117,7 @@ async def reply(db: Database, engine: SagaEngine, message: SagaReply) -> SagaIns
 async def answer_last(
     db: Database, engine: SagaEngine, success: bool = True
 ) -> SagaInstance | None:
-    command = (await sent(db))[-1]
+    command = (await OUTBOX.sent(db))[-1]
     return await reply(db, engine, command.reply(success=success, error=None if success else "no"))
 
 
@@ -154,21 +135,21 @@ async def load(db: Database, engine: SagaEngine, saga_id: uuid.UUID) -> SagaInst
 
 async def test_a_duplicate_reply_changes_nothing(db: Database, engine: SagaEngine) -> None:
     saga_id = await start(db, engine)
-    first = (await sent(db))[-1].reply(success=True, result={"hold_id": "h-1"})
+    first = (await OUTBOX.sent(db))[-1].reply(success=True, result={"hold_id": "h-1"})
     await reply(db, engine, first)
     before = await load(db, engine, saga_id)
 
     assert await reply(db, engine, first) is None
 
     assert await load(db, engine, saga_id) == before
-    assert len(await sent(db)) == 2
+    assert len(await OUTBOX.sent(db)) == 2
 
 
 async def test_replies_for_another_attempt_phase_step_or_saga_are_ignored(
     db: Database, engine: SagaEngine
 ) -> None:
     saga_id = await start(db, engine)
-    command = (await sent(db))[-1]
+    command = (await OUTBOX.sent(db))[-1]
     before = await load(db, engine, saga_id)
     strays = [
         command.reply(success=True).model_copy(update={"attempt": 2}),
@@ -182,7 +163,7 @@ async def test_replies_for_another_attempt_phase_step_or_saga_are_ignored(
         assert await reply(db, engine, stray) is None
 
     assert await load(db, engine, saga_id) == before
-    assert len(await sent(db)) == 1
+    assert len(await OUTBOX.sent(db)) == 1
 
 
 async def test_a_timed_out_step_is_compensated_through_sweep_and_its_late_reply_ignored(
@@ -191,7 +172,7 @@ async def test_a_timed_out_step_is_compensated_through_sweep_and_its_late_reply_
     saga_id = await start(db, engine)
     await answer_last(db, engine)
     await answer_last(db, engine)  # reserve-credits ok; then create-trip, confirmation sent
-    late = (await sent(db))[-1].reply(success=True)
+    late = (await OUTBOX.sent(db))[-1].reply(success=True)
 
     assert await sweep(db, engine, clock.advance(4.9)) == 0
     assert await sweep(db, engine, clock.advance(0.2)) == 1
@@ -203,7 +184,7 @@ async def test_a_timed_out_step_is_compensated_through_sweep_and_its_late_reply_
     assert last.status is StepStatus.TIMED_OUT
     assert last.error == "no reply within 5s (attempt 1)"
     # The participant may have acted without answering, so its step is compensated first.
-    cancellation = (await sent(db))[-1]
+    cancellation = (await OUTBOX.sent(db))[-1]
     assert (cancellation.command_type, cancellation.attempt) == ("user.send-cancellation", 1)
     assert await reply(db, engine, late) is None
     await answer_last(db, engine)
@@ -211,7 +192,7 @@ async def test_a_timed_out_step_is_compensated_through_sweep_and_its_late_reply_
     done = await answer_last(db, engine)
     assert done is not None
     assert done.status is SagaStatus.COMPENSATED
-    assert [c.command_type for c in await sent(db) if c.phase is Phase.COMPENSATION] == [
+    assert [c.command_type for c in await OUTBOX.sent(db) if c.phase is Phase.COMPENSATION] == [
         "user.send-cancellation",
         "vehicle.release-vehicle",
         "user.release-credits",
@@ -225,7 +206,7 @@ async def test_an_action_with_retries_is_resent_before_it_times_out(
     await answer_last(db, engine)
 
     assert await sweep(db, engine, clock.advance(10)) == 1
-    resent = (await sent(db))[-1]
+    resent = (await OUTBOX.sent(db))[-1]
     assert (resent.step, resent.phase, resent.attempt) == ("reserve-vehicle", Phase.ACTION, 2)
     stale = resent.reply(success=True).model_copy(update={"attempt": 1})
     assert await reply(db, engine, stale) is None
@@ -244,13 +225,13 @@ async def test_a_compensation_that_times_out_is_resent_with_a_higher_attempt(
     saga_id = await start(db, engine)
     await answer_last(db, engine)
     await answer_last(db, engine, success=False)  # vehicle refused; credits released
-    first = (await sent(db))[-1]
+    first = (await OUTBOX.sent(db))[-1]
     assert (first.command_type, first.attempt) == ("user.release-credits", 1)
 
     assert await sweep(db, engine, clock.advance(5)) == 1
     assert await sweep(db, engine, clock.advance(5)) == 1
 
-    resends = [c for c in await sent(db) if c.command_type == "user.release-credits"]
+    resends = [c for c in await OUTBOX.sent(db) if c.command_type == "user.release-credits"]
     assert [c.attempt for c in resends] == [1, 2, 3]
     assert len({c.idempotency_key for c in resends}) == 1
     assert await reply(db, engine, resends[0].reply(success=True)) is None
@@ -337,7 +318,7 @@ async def test_sweep_drives_only_its_own_definition_and_respects_the_limit(
 ) -> None:
     other = SagaEngine(
         SagaDefinition("Other", [Step("only", "x.only", timeout_s=1)]),
-        send,
+        OUTBOX.send,
         tables=TABLES,
         clock=clock,
     )
@@ -357,11 +338,11 @@ async def test_concurrent_replies_for_the_same_step_advance_the_saga_once(
 ) -> None:
     async def slow_send(session: AsyncSession, command: SagaCommand) -> None:
         await asyncio.sleep(0.3)  # hold the lock while the other reply arrives
-        await send(session, command)
+        await OUTBOX.send(session, command)
 
     engine = make_engine(clock, send=slow_send)
     saga_id = await start(db, engine)
-    message = (await sent(db))[-1].reply(success=True)
+    message = (await OUTBOX.sent(db))[-1].reply(success=True)
 
     outcomes = await asyncio.gather(
         reply(db, engine, message), reply(db, engine, message), return_exceptions=True
@@ -370,7 +351,7 @@ async def test_concurrent_replies_for_the_same_step_advance_the_saga_once(
     # The second waits for the first's lock (a row lock on PostgreSQL, the write lock on
     # SQLite), then sees the step already answered: one advance, one ignored reply.
     assert sorted(o is None for o in outcomes) == [False, True]
-    assert [c.step for c in await sent(db)] == ["reserve-credits", "reserve-vehicle"]
+    assert [c.step for c in await OUTBOX.sent(db)] == ["reserve-credits", "reserve-vehicle"]
     saga = await load(db, engine, saga_id)
     assert [r.attempts for r in saga.steps] == [1, 1, 0, 0]
 
@@ -380,7 +361,7 @@ async def test_two_sweepers_never_drive_the_same_saga(db: Database, clock: FakeC
     # then finds the deadlines already moved.
     async def slow_send(session: AsyncSession, command: SagaCommand) -> None:
         await asyncio.sleep(0.2)
-        await send(session, command)
+        await OUTBOX.send(session, command)
 
     engine = make_engine(clock, send=slow_send)
     for _ in range(4):
@@ -390,7 +371,7 @@ async def test_two_sweepers_never_drive_the_same_saga(db: Database, clock: FakeC
     counts = await asyncio.gather(sweep(db, engine, now), sweep(db, engine, now))
 
     assert sum(counts) == 4
-    compensations = [c for c in await sent(db) if c.phase is Phase.COMPENSATION]
+    compensations = [c for c in await OUTBOX.sent(db) if c.phase is Phase.COMPENSATION]
     assert len(compensations) == 4
 
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Column, Integer, String, Table, insert, select
+from sqlalchemy import Column, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import Database, service_metadata
@@ -27,18 +27,12 @@ from fleet.common.saga import (
     saga_tables,
 )
 from fleet.common.saga._store import SagaStore
-from fleet.common.testing import recorded_statements, tables_database
+from fleet.common.testing import CommandOutbox, recorded_statements, tables_database
 
 SCHEMA = "saga_store_test"
 METADATA = service_metadata(SCHEMA)
 TABLES = saga_tables(METADATA)
-OUTBOX = Table(
-    "outbox",
-    METADATA,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("message_id", String(200), nullable=False, unique=True),
-    Column("body", JSON, nullable=False),
-)
+OUTBOX = CommandOutbox(METADATA)
 NOTES = Table("notes", METADATA, Column("saga_id", String(36), primary_key=True))
 
 # The booking saga's shape once quoting is local: a local step first, then remote ones.
@@ -51,12 +45,6 @@ BOOKING = SagaDefinition(
         Step("send-confirmation", "user.send-confirmation"),
     ],
 )
-
-
-async def send(session: AsyncSession, command: SagaCommand) -> None:
-    await session.execute(
-        insert(OUTBOX).values(message_id=command.message_id, body=command.to_dict())
-    )
 
 
 async def quote(session: AsyncSession, saga: SagaInstance) -> dict[str, Any]:
@@ -74,7 +62,7 @@ async def unassign(_session: AsyncSession, _saga: SagaInstance) -> None:
 
 def make_engine(**locals_: Any) -> SagaEngine:
     actions = {"quote-fare": quote, "create-trip": assign} | locals_
-    return SagaEngine(BOOKING, send, actions, {"create-trip": unassign}, tables=TABLES)
+    return SagaEngine(BOOKING, OUTBOX.send, actions, {"create-trip": unassign}, tables=TABLES)
 
 
 @pytest.fixture
@@ -84,10 +72,7 @@ async def db(backend_url: str) -> AsyncIterator[Database]:
 
 
 async def last_command(db: Database) -> SagaCommand:
-    async with db.session() as s:
-        body = (await s.execute(select(OUTBOX.c.body).order_by(OUTBOX.c.seq.desc()))).first()
-    assert body is not None
-    return SagaCommand.from_dict(body[0])
+    return (await OUTBOX.sent(db))[-1]
 
 
 async def reply(db: Database, engine: SagaEngine, **kwargs: Any) -> SagaInstance | None:
@@ -151,7 +136,7 @@ async def test_a_saga_whose_first_step_is_local_leaves_nothing_when_its_transact
     async with db.session() as s:
         assert await engine.get(s, saga_id) is None
         assert (await s.execute(select(NOTES))).all() == []
-        assert (await s.execute(select(OUTBOX))).all() == []
+        assert (await s.execute(select(OUTBOX.table))).all() == []
 
 
 async def test_a_saved_saga_loads_back_exactly(db: Database) -> None:

@@ -18,13 +18,14 @@ from typing import Any
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI
-from sqlalchemy import MetaData, event, text
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, event, insert, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from fleet.common.app import ServiceModule
 from fleet.common.config import Settings
 from fleet.common.db import Database, service_metadata
+from fleet.common.saga import SagaCommand
 
 LOCAL_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
@@ -168,6 +169,33 @@ async def tables_database(url: str, schema: str, metadata: MetaData) -> AsyncIte
         yield database
     finally:
         await database.dispose()
+
+
+class CommandOutbox:
+    """A saga engine's transport as a test double that keeps transactions honest: `send` writes
+    each command as a row of an `outbox` table (in `metadata`) in the caller's transaction, so a
+    command counts as sent only if that transaction commits."""
+
+    def __init__(self, metadata: MetaData) -> None:
+        self.table = Table(
+            "outbox",
+            metadata,
+            Column("seq", Integer, primary_key=True, autoincrement=True),
+            Column("message_id", String(200), nullable=False, unique=True),
+            Column("body", JSON, nullable=False),
+        )
+
+    async def send(self, session: AsyncSession, command: SagaCommand) -> None:
+        """Write `command` in `session`'s transaction (the engine's `send`)."""
+        row = {"message_id": command.message_id, "body": command.to_dict()}
+        await session.execute(insert(self.table).values(row))
+
+    async def sent(self, db: Database) -> list[SagaCommand]:
+        """The commands committed so far, in the order they were sent."""
+        async with db.session() as s:
+            query = select(self.table.c.body).order_by(self.table.c.seq)
+            rows = (await s.execute(query)).scalars().all()
+        return [SagaCommand.from_dict(r) for r in rows]
 
 
 @contextmanager
