@@ -26,14 +26,9 @@ import asyncio
 import datetime as dt
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -42,13 +37,10 @@ import httpx
 import orjson
 from benchkit.cpu import CpuMeter
 from benchkit.report import add_results_dir_option, table, write_json
-from benchkit.stack import DEFAULT_REDIS, exit_on_sigterm, free_ports
+from benchkit.stack import Target, exit_on_sigterm, own_stack
 
 from fleet.common.messaging import Envelope
-from fleet.common.testing import create_database, create_vhost, delete_vhost, drop_database
 from fleet.platform.client import Platform
-from fleet.platform.distributed import DistributedStack
-from fleet.platform.services import SERVICE_NAMES
 
 REGISTER_CONCURRENCY = 16
 KEPT_ERRORS = 50  # error messages kept for the JSON result
@@ -251,12 +243,12 @@ async def progress(vehicle_url: str, until: float, c: Counters, t0: float) -> No
             )
 
 
-async def run(
-    args: argparse.Namespace, stack: DistributedStack, database_url: str, amqp_url: str
-) -> tuple[dict[str, Any], list[str]]:
+async def run(args: argparse.Namespace, target: Target) -> tuple[dict[str, Any], list[str]]:
     """The figures, and the first error messages."""
-    vehicle_url = stack.url("vehicle")
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as http:
+    vehicle_url, database_url, amqp_url = target.vehicle, target.database_url, target.amqp_url
+    if not (vehicle_url and database_url and amqp_url):
+        raise ValueError("telemetry needs the vehicle service, database and broker of its stack")
+    async with httpx.AsyncClient(base_url=target.gateway, timeout=30) as http:
         api = Platform(http)
         print(f"registering {args.vehicles} vehicles…", flush=True)
         fleet = await register(api, args.vehicles)
@@ -264,7 +256,7 @@ async def run(
     messages = amqp_bodies(fleet, args.per_message)
     c = Counters()
     pacer = Pacer(args.rate)
-    meter = CpuMeter({n: p.pid for n, p in stack.processes.items()})
+    meter = CpuMeter(target.pids)
     t0 = time.perf_counter()
     until = t0 + args.seconds
     meter.start()
@@ -307,38 +299,12 @@ async def run(
     }, c.messages
 
 
-@contextmanager
-def stack_for_bench() -> Iterator[tuple[DistributedStack, str, str]]:
-    """The four services + gateway on a fresh database and vhost (removed afterwards)."""
-    database = create_database(prefix="fleet_bench")
-    amqp = create_vhost(prefix="fleet_bench")
-    data_dir = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
-    ports = free_ports(len(SERVICE_NAMES) + 1)
-    stack = DistributedStack(
-        database_url=database,
-        amqp_url=amqp,
-        redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS),
-        data_dir=data_dir,
-        ports=dict(zip(SERVICE_NAMES, ports, strict=False)),
-        gateway_port=ports[-1],
-        extra_env={"FLEET_LOG_LEVEL": "WARNING"},
-    )
-    try:
-        stack.start()
-        yield stack, database, amqp
-    finally:
-        stack.stop()
-        delete_vhost(amqp)
-        drop_database(database)
-        shutil.rmtree(data_dir, ignore_errors=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     exit_on_sigterm()
     load_before = os.getloadavg()  # other work on the machine skews every figure
-    with stack_for_bench() as (stack, database_url, amqp_url):
-        result, errors = asyncio.run(run(args, stack, database_url, amqp_url))
+    with own_stack(log_level="WARNING") as target:
+        result, errors = asyncio.run(run(args, target))
     rows = [[k, f"{v:,}" if isinstance(v, int) else str(v)] for k, v in result.items()]
     print(table("Telemetry ingestion", ["figure", "value"], rows))
     for error in errors[:5]:

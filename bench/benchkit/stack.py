@@ -35,6 +35,7 @@ class Target:
     database_url: str | None = None  # only for a stack the benchmark owns (hop breakdown)
     logs: Path | None = None
     pids: dict[str, int] = field(default_factory=dict)  # service → process id, if local
+    vehicle: str | None = None  # the vehicle service directly (its /metrics, telemetry)
 
 
 def exit_on_sigterm() -> None:
@@ -71,7 +72,15 @@ def own_stack(log_level: str = "INFO", keep_logs: bool = False) -> Iterator[Targ
             _print_logs(data_dir / "logs")
             raise
         pids = {name: proc.pid for name, proc in stack.processes.items()}
-        yield Target(stack.gateway_url, stack.url("trip"), amqp, database, data_dir / "logs", pids)
+        yield Target(
+            stack.gateway_url,
+            stack.url("trip"),
+            amqp,
+            database,
+            data_dir / "logs",
+            pids,
+            vehicle=stack.url("vehicle"),
+        )
     finally:
         stack.stop()
         delete_vhost(amqp)
