@@ -34,9 +34,14 @@ _MUTABLE = (
     "cancelled_at",
 )
 
-# The booking saga's hooks run these per message: built once, executed with parameters.
+# Every booking runs these (the saga's hooks once per message): built once, executed with
+# parameters — building a 24-column INSERT with its values cost more CPU than running it.
+_ADD = trips.insert()
 _GET = select(trips).where(trips.c.id == bindparam("p_id"))
 _LOCK = _GET.with_for_update()
+_BY_KEY = select(trips).where(
+    trips.c.rider_id == bindparam("p_rider"), trips.c.idempotency_key == bindparam("p_key")
+)
 _SAVE = (
     update(trips)
     .where(trips.c.id == bindparam("p_id"), trips.c.version == bindparam("p_version"))
@@ -106,7 +111,7 @@ class SqlTripRepository:
         self.session = session
 
     async def add(self, trip: Trip) -> None:
-        await self.session.execute(trips.insert().values(**_row_values(trip)))
+        await self.session.execute(_ADD, _row_values(trip))
 
     async def get(self, trip_id: uuid.UUID, *, lock: bool = False) -> Trip | None:
         """The trip; `lock` takes its row lock until the transaction ends (PostgreSQL)."""
@@ -115,8 +120,8 @@ class SqlTripRepository:
         return _trip(row) if row else None
 
     async def get_by_idempotency_key(self, rider_id: uuid.UUID, key: str) -> Trip | None:
-        stmt = select(trips).where(trips.c.rider_id == rider_id, trips.c.idempotency_key == key)
-        row = (await self.session.execute(stmt)).first()
+        params = {"p_rider": rider_id, "p_key": key}
+        row = (await self.session.execute(_BY_KEY, params)).first()
         return _trip(row) if row else None
 
     async def list(

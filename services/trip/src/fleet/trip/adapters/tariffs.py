@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import insert_for
@@ -10,19 +10,21 @@ from fleet.contracts.events import TariffChanged
 from fleet.contracts.fares import Tariff
 from fleet.trip.adapters.tables import tariffs
 
+# Every booking's quote reads it: built once, executed with a parameter.
+_GET = select(
+    tariffs.c.vehicle_model,
+    tariffs.c.base_cents,
+    tariffs.c.per_km_cents,
+    tariffs.c.per_min_cents,
+).where(tariffs.c.vehicle_model == bindparam("p_model"))
+
 
 class SqlTariffReplica:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def get(self, vehicle_model: str) -> Tariff | None:
-        stmt = select(
-            tariffs.c.vehicle_model,
-            tariffs.c.base_cents,
-            tariffs.c.per_km_cents,
-            tariffs.c.per_min_cents,
-        ).where(tariffs.c.vehicle_model == vehicle_model)
-        row = (await self.session.execute(stmt)).first()
+        row = (await self.session.execute(_GET, {"p_model": vehicle_model})).first()
         return Tariff(*row) if row else None
 
     async def apply(self, event: TariffChanged) -> bool:

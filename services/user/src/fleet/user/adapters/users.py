@@ -5,11 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.user.adapters.tables import users
 from fleet.user.domain.users import User
+
+# Each saga command checks its rider with it: built once, executed with a parameter.
+_GET = select(users).where(users.c.id == bindparam("p_id"))
+_BY_EMAIL = select(users).where(users.c.email == bindparam("p_email"))
 
 
 def _user(row: Any) -> User:
@@ -21,12 +25,12 @@ class SqlUserRepository:
         self.session = session
 
     async def get(self, user_id: uuid.UUID) -> User | None:
-        row = (await self.session.execute(select(users).where(users.c.id == user_id))).first()
+        row = (await self.session.execute(_GET, {"p_id": user_id})).first()
         return _user(row) if row else None
 
     async def by_email(self, email: str) -> User | None:
         """`email` must already be normalised (lower-cased)."""
-        row = (await self.session.execute(select(users).where(users.c.email == email))).first()
+        row = (await self.session.execute(_BY_EMAIL, {"p_email": email})).first()
         return _user(row) if row else None
 
     async def add(self, user: User) -> None:
