@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import Column, Integer, String, Table, event, func, select, text
+from sqlalchemy import Column, Integer, String, Table, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import Database, after_commit, service_metadata
@@ -25,6 +25,7 @@ from fleet.common.outbox import (
     inbox_table,
     outbox_table,
 )
+from fleet.common.testing import tables_database
 
 SCHEMA = "group_commit_test"
 metadata = service_metadata(SCHEMA)
@@ -42,13 +43,8 @@ who = contextvars.ContextVar("who", default="nobody")
 
 @pytest.fixture
 async def db(backend_url: str) -> AsyncIterator[Database]:
-    database = Database(backend_url, SCHEMA)
-    async with database.engine.begin() as conn:
-        if not database.is_sqlite:
-            await conn.execute(text(f'CREATE SCHEMA "{SCHEMA}"'))
-        await conn.run_sync(metadata.create_all)
-    yield database
-    await database.dispose()
+    async with tables_database(backend_url, SCHEMA, metadata) as database:
+        yield database
 
 
 def message(n: int) -> Envelope:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from sqlalchemy import Column, Integer, String, Table, func, select, text, update
+from sqlalchemy import Column, Integer, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import Database, service_metadata, utcnow
@@ -22,6 +22,7 @@ from fleet.common.outbox import (
     outbox_table,
     purge_inbox,
 )
+from fleet.common.testing import tables_database
 
 SCHEMA = "outbox_test"
 metadata = service_metadata(SCHEMA)
@@ -55,13 +56,8 @@ class RecordingBus(InMemoryBus):
 
 @pytest.fixture
 async def db(backend_url: str) -> AsyncIterator[Database]:
-    database = Database(backend_url, SCHEMA)
-    async with database.engine.begin() as conn:
-        if not database.is_sqlite:
-            await conn.execute(text(f'CREATE SCHEMA "{SCHEMA}"'))
-        await conn.run_sync(metadata.create_all)
-    yield database
-    await database.dispose()
+    async with tables_database(backend_url, SCHEMA, metadata) as database:
+        yield database
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from fleet.common.db import Database, service_metadata, utcnow
 from fleet.common.messaging import Envelope, ExchangeName, InMemoryBus, PublishError
 from fleet.common.outbox import OutboxRelay, enqueue, outbox_table
+from fleet.common.testing import tables_database
 
 SCHEMA = "outbox_batch_test"
 metadata = service_metadata(SCHEMA)
@@ -39,13 +40,8 @@ class SlowBus(InMemoryBus):
 
 @pytest.fixture
 async def db(backend_url: str) -> AsyncIterator[Database]:
-    database = Database(backend_url, SCHEMA)
-    async with database.engine.begin() as conn:
-        if not database.is_sqlite:
-            await conn.execute(text(f'CREATE SCHEMA "{SCHEMA}"'))
-        await conn.run_sync(metadata.create_all)
-    yield database
-    await database.dispose()
+    async with tables_database(backend_url, SCHEMA, metadata) as database:
+        yield database
 
 
 @pytest.fixture
