@@ -49,8 +49,8 @@ format: install ## ruff: fix and format
 	@$(UV) run --locked ruff check --fix .
 	@$(UV) run --locked ruff format .
 
-typecheck: install ## mypy --strict on the service kit and the services' domains
-	@$(UV) run --locked mypy libs/common/src libs/contracts/src apps/fleet/src $(wildcard services/*/src/fleet/*/domain)
+typecheck: install ## mypy --strict on the service kit, the services' domains and the benchmarks
+	@$(UV) run --locked mypy libs/common/src libs/contracts/src apps/fleet/src $(wildcard services/*/src/fleet/*/domain) bench
 
 check: lint typecheck test ## Everything CI runs
 

@@ -261,7 +261,8 @@ def summary(runs: list[Run], target: str) -> Run:
     mine = [r for r in runs if r.target == target]
 
     def med(field: str) -> float:
-        return round(statistics.median(getattr(r, field) for r in mine), 2)
+        values: list[float] = [getattr(r, field) for r in mine]
+        return round(statistics.median(values), 2)
 
     return Run(
         target,

@@ -12,13 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet.common.testing import (  # free_ports is re-exported for the benchmarks
-    create_database,
-    create_vhost,
-    delete_vhost,
-    drop_database,
-    free_ports,
-)
+from fleet.common.testing import create_database, create_vhost, delete_vhost, drop_database
+from fleet.common.testing import free_ports as free_ports  # re-exported for the benchmarks
 from fleet.platform.distributed import DistributedStack
 from fleet.platform.services import SERVICE_NAMES
 
