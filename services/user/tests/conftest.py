@@ -196,3 +196,23 @@ def funded_rider(client: httpx.AsyncClient, make_rider: RiderFactory) -> RiderFa
         return who
 
     return make
+
+
+BookTrip = Callable[[Account], Awaitable[uuid.UUID]]
+
+
+@pytest.fixture
+def book_trip(client: httpx.AsyncClient) -> BookTrip:
+    """`await book_trip(rider)`: a new trip of the rider, booked through the trip service's own
+    API (`POST /trips`, part of the app under test); pending, its saga left to run on."""
+
+    async def book(who: Account) -> uuid.UUID:
+        body = {
+            "pickup": {"lat": 37.5665, "lon": 126.978},
+            "dropoff": {"lat": 37.58, "lon": 126.977},
+        }
+        r = await client.post("/trips", json=body, headers=who.headers)
+        assert r.status_code == 202, r.text
+        return uuid.UUID(r.json()["id"])
+
+    return book

@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from fleet.common.app import runtime
+from fleet.common.app import FleetState, runtime
 from fleet.common.auth import TokenIssuer
 from fleet.common.db import Database
 from fleet.common.errors import ServiceUnavailableError
 from fleet.user.adapters.passwords import Argon2Passwords
+from fleet.user.adapters.trips import HttpTripDirectory
+from fleet.user.service.trips import TripDirectory
 
 SERVICE = "user"
 PASSWORDS = "passwords"
@@ -33,6 +35,16 @@ async def get_issuer(request: Request) -> TokenIssuer:
     return issuer
 
 
+async def get_trips(request: Request) -> TripDirectory:
+    """The trip service, through the app's `trip` upstream: in process when trip is part of
+    this app (embedded), else at FLEET_TRIP_URL (distributed)."""
+    state: FleetState = request.app.state.fleet
+    if state.upstreams is None:
+        raise RuntimeError("the app has no upstream clients")
+    return HttpTripDirectory(state.upstreams.client("trip"))
+
+
 DbDep = Annotated[Database, Depends(get_db)]
 PasswordsDep = Annotated[Argon2Passwords, Depends(get_passwords)]
 IssuerDep = Annotated[TokenIssuer, Depends(get_issuer)]
+TripsDep = Annotated[TripDirectory, Depends(get_trips)]
