@@ -13,9 +13,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import Column, Integer, String, Table, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fleet.common.config import Settings
 from fleet.common.db import Database, after_commit, service_metadata
 from fleet.common.messaging import Envelope
 from fleet.common.outbox import (
@@ -270,3 +272,19 @@ async def test_a_closing_consumer_waits_for_its_running_batch_and_drops_the_queu
     async with db.session() as session:
         keys = set((await session.execute(select(effects.c.key))).scalars())
     assert keys == {"n1", "n2", "n3"}
+
+
+def test_one_message_per_transaction_is_kept_with_max_batch_one(db: Database) -> None:
+    handler = handle_once(db, CONSUMER, record, table=inbox, max_batch=1)
+
+    assert getattr(handler, "group", None) is None
+
+
+def test_the_consumer_batch_setting_defaults_to_32_and_refuses_zero(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FLEET_CONSUMER_BATCH", raising=False)
+    assert Settings(_env_file=None).consumer_batch == 32  # type: ignore[call-arg]
+    monkeypatch.setenv("FLEET_CONSUMER_BATCH", "0")
+    with pytest.raises(ValidationError, match="FLEET_CONSUMER_BATCH"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
