@@ -10,6 +10,9 @@ takes). Each answer must be:
 - a status code the operation documents (`status_code_conformance`), with the documented media
   type, body schema and headers (`content_type_conformance`, `response_schema_conformance`,
   `response_headers_conformance`);
+- a refusal (4xx) for a request that breaks the document (`negative_data_rejection`), on the
+  cases sent as generated (in a default run ≈ 2,200 of them; a case whose ids or strings were
+  swapped below may have become valid);
 - for every 4xx/5xx, an RFC 9457 problem as /work/shared/API.md promises (`problem_details`):
   `application/problem+json` with `type`, `title`, `status` (the answer's), a `detail` naming
   what is wrong, and for a 422 `errors: [{loc, msg}]`.
@@ -58,6 +61,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -108,6 +112,9 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
+# A request that breaks the document must be refused (4xx) — checked only on the cases sent as
+# generated: swapping in seeded ids or hostile text can turn an invalid case into a valid one.
+NEGATIVE_CHECKS = [*CHECKS, negative_data_rejection]
 FUZZ = settings(
     max_examples=EXAMPLES,
     database=None,  # the run is a function of the seed, not of earlier failures
@@ -398,14 +405,17 @@ def role(request: pytest.FixtureRequest) -> str:
 
 def _fuzz(case: Case, platform: Platform, role: str) -> None:
     world = platform.seeded()
+    generated = json.dumps([case.path_parameters, case.body, case.query], default=repr)
     # Mixed in here rather than in generation hooks, so that the coverage phase's cases get it.
     case.path_parameters = {k: _known(world, k, v) for k, v in case.path_parameters.items()}
     if isinstance(case.body, dict):
         case.body = {k: _known(world, k, v) for k, v in case.body.items()}
     case.body = _hostile(case.body)
     case.query = _hostile(case.query)
+    sent = json.dumps([case.path_parameters, case.body, case.query], default=repr)
+    checks = NEGATIVE_CHECKS if sent == generated else CHECKS
     case.call_and_validate(
-        headers=world.headers(role), checks=CHECKS, additional_checks=[problem_details]
+        headers=world.headers(role), checks=checks, additional_checks=[problem_details]
     )
 
 
