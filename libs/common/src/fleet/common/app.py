@@ -30,7 +30,7 @@ from fleet.common.breaker import router as breakers_router
 from fleet.common.config import Settings
 from fleet.common.db import Database
 from fleet.common.errors import NotFoundError
-from fleet.common.http import Upstreams
+from fleet.common.http import ServiceClient, Upstreams
 from fleet.common.lean import LeanDispatch, lean_routes
 from fleet.common.logging import configure_logging, get_logger
 from fleet.common.messaging import InMemoryBus, MessageBus
@@ -88,6 +88,15 @@ def runtime(request: Request, service: str) -> ServiceRuntime:
     """The named service's runtime for this request's app."""
     state: FleetState = request.app.state.fleet
     return state.services[service]
+
+
+def upstream(request: Request, service: str) -> ServiceClient:
+    """This app's client of another service: in process when that service is part of the app
+    (embedded), else at its `FLEET_<SERVICE>_URL` (distributed)."""
+    state: FleetState = request.app.state.fleet
+    if state.upstreams is None:
+        raise RuntimeError("the app has no upstream clients")
+    return state.upstreams.client(service)
 
 
 def create_app(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from fleet.common.app import FleetState, runtime
+from fleet.common.app import runtime, upstream
 from fleet.common.db import Database
 from fleet.common.runtime import ServiceRuntime
 from fleet.trip.adapters.vehicles import HttpVehicleDirectory
@@ -30,10 +30,7 @@ async def get_booking(request: Request) -> Booking:
 
 
 async def get_vehicles(request: Request) -> VehicleDirectory:
-    state: FleetState = request.app.state.fleet
-    if state.upstreams is None:
-        raise RuntimeError("the app has no upstream clients")
-    return HttpVehicleDirectory(state.upstreams.client("vehicle"))
+    return HttpVehicleDirectory(upstream(request, "vehicle"))
 
 
 DbDep = Annotated[Database, Depends(get_db)]

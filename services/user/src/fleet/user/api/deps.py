@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from fleet.common.app import FleetState, runtime
+from fleet.common.app import runtime, upstream
 from fleet.common.auth import TokenIssuer
 from fleet.common.db import Database
 from fleet.common.errors import ServiceUnavailableError
@@ -36,12 +36,7 @@ async def get_issuer(request: Request) -> TokenIssuer:
 
 
 async def get_trips(request: Request) -> TripDirectory:
-    """The trip service, through the app's `trip` upstream: in process when trip is part of
-    this app (embedded), else at FLEET_TRIP_URL (distributed)."""
-    state: FleetState = request.app.state.fleet
-    if state.upstreams is None:
-        raise RuntimeError("the app has no upstream clients")
-    return HttpTripDirectory(state.upstreams.client("trip"))
+    return HttpTripDirectory(upstream(request, "trip"))
 
 
 DbDep = Annotated[Database, Depends(get_db)]
