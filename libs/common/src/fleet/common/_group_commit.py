@@ -32,9 +32,9 @@ from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import Insert
 
-from fleet.common.db import Database, insert_for, utcnow
+from fleet.common._outbox_sql import OUTBOX_BUFFER, inbox_claim, outbox_insert
+from fleet.common.db import Database, utcnow
 from fleet.common.logging import get_logger
 from fleet.common.messaging.bus import Handler, describe_error
 from fleet.common.messaging.envelope import Envelope
@@ -43,12 +43,6 @@ from fleet.common.messaging.relay import OutboxRelay
 log = get_logger("fleet.outbox")
 
 InboxHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
-
-# `session.info` key of the outbox rows enqueued outside any savepoint, inserted at the end.
-OUTBOX_BUFFER = "fleet.outbox.buffer"
-
-_BATCH_CLAIMS: dict[tuple[str, Table], Insert] = {}
-_BATCH_OUTBOX_INSERTS: dict[Table, Any] = {}
 
 
 @dataclass
@@ -62,26 +56,16 @@ async def claim_inbox_many(
     session: AsyncSession, consumer: str, event_ids: Sequence[uuid.UUID], *, table: Table
 ) -> set[uuid.UUID]:
     """Claim `event_ids` for `consumer` in one statement; returns the ids that were new."""
-    dialect = session.get_bind().dialect.name
-    stmt = _BATCH_CLAIMS.get((dialect, table))
-    if stmt is None:
-        stmt = (
-            insert_for(dialect, table)
-            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-            .returning(table.c.event_id)
-        )
-        _BATCH_CLAIMS[(dialect, table)] = stmt
+    stmt = inbox_claim(session.get_bind().dialect.name, table)
     now = utcnow()
     rows = [{"consumer": consumer, "event_id": i, "handled_at": now} for i in event_ids]
     result = await session.execute(stmt, rows)
     return set(result.scalars())
 
 
-def buffer_outbox(session: AsyncSession) -> list[tuple[Table, dict[str, Any]]]:
+def buffer_outbox(session: AsyncSession) -> None:
     """Collect the outbox rows enqueued in `session` outside savepoints until `flush_outbox`."""
-    buffer: list[tuple[Table, dict[str, Any]]] = []
-    session.info[OUTBOX_BUFFER] = buffer
-    return buffer
+    session.info[OUTBOX_BUFFER] = []
 
 
 async def flush_outbox(session: AsyncSession) -> None:
@@ -91,10 +75,7 @@ async def flush_outbox(session: AsyncSession) -> None:
     for table, row in buffer:
         by_table.setdefault(table, []).append(row)
     for table, rows in by_table.items():
-        stmt = _BATCH_OUTBOX_INSERTS.get(table)
-        if stmt is None:
-            stmt = _BATCH_OUTBOX_INSERTS[table] = table.insert()
-        await session.execute(stmt, rows)
+        await session.execute(outbox_insert(table), rows)
 
 
 class GroupCommit:

@@ -30,13 +30,12 @@ from sqlalchemy import (
     Text,
     Uuid,
     delete,
-    insert,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import Insert
 
-from fleet.common._group_commit import OUTBOX_BUFFER, GroupCommit, InboxHandler
-from fleet.common.db import Database, UTCDateTime, insert_for, utcnow
+from fleet.common._group_commit import GroupCommit, InboxHandler
+from fleet.common._outbox_sql import OUTBOX_BUFFER, inbox_claim, outbox_insert
+from fleet.common.db import Database, UTCDateTime, utcnow
 from fleet.common.logging import get_logger
 from fleet.common.messaging.bus import ExchangeName, Handler
 from fleet.common.messaging.envelope import Envelope
@@ -110,12 +109,6 @@ class _Ticker:
 _tick = _Ticker()
 
 
-# Both hot statements are built once per table (and dialect) and executed with parameters:
-# building a statement and its cache key on every call cost as much CPU as its round trip.
-_OUTBOX_INSERTS: dict[Table, Insert] = {}
-_INBOX_CLAIMS: dict[tuple[str, Table], Any] = {}
-
-
 async def enqueue(
     session: AsyncSession,
     envelope: Envelope,
@@ -141,26 +134,16 @@ async def enqueue(
     if buffer is not None and not session.in_nested_transaction():
         buffer.append((table, row))
         return
-    stmt = _OUTBOX_INSERTS.get(table)
-    if stmt is None:
-        stmt = _OUTBOX_INSERTS[table] = insert(table)
-    await session.execute(stmt, row)
+    await session.execute(outbox_insert(table), row)
 
 
 async def claim_inbox(
     session: AsyncSession, consumer: str, event_id: uuid.UUID, *, table: Table
 ) -> bool:
     """Record that `consumer` handles `event_id`; False if it already did (then skip it)."""
-    dialect = session.get_bind().dialect.name
-    stmt = _INBOX_CLAIMS.get((dialect, table))
-    if stmt is None:
-        stmt = insert_for(dialect, table).on_conflict_do_nothing(
-            index_elements=["consumer", "event_id"]
-        )
-        _INBOX_CLAIMS[(dialect, table)] = stmt
+    stmt = inbox_claim(session.get_bind().dialect.name, table)
     params = {"consumer": consumer, "event_id": event_id, "handled_at": utcnow()}
-    result: Any = await session.execute(stmt, params)
-    return bool(result.rowcount == 1)
+    return (await session.execute(stmt, params)).first() is not None
 
 
 def handle_once(
