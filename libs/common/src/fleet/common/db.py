@@ -205,6 +205,9 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
 
 
 def _run_after_commit(session: Session) -> None:
+    # SQLAlchemy signals a savepoint's release as a commit too: wait for the outermost one.
+    if session.in_nested_transaction():
+        return
     pending: list[Callable[[], None]] = session.info[_AFTER_COMMIT]
     callbacks = list(pending)
     pending.clear()
