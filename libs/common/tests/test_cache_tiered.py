@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from fleet.common.app import make_redis
 from fleet.common.cache import TOMBSTONE, TieredCache
+from fleet.common.testing import eventually
 
 REDIS_URL = os.environ.get("FLEET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -71,20 +72,6 @@ def loader_of(value: Any, calls: list[int] | None = None, delay: float = 0.0) ->
 
 async def must_not_load() -> Any:
     raise AssertionError("the loader must not be called")
-
-
-async def eventually(check: Callable[[], Awaitable[bool] | bool], within: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        result = check()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(0.01)
 
 
 async def test_l1_expiry_is_served_from_l2_without_loading(make_cache: MakeCache) -> None:

@@ -39,12 +39,16 @@ async def test_work_deferred_before_a_savepoint_waits_for_the_outer_commit_not_t
 
 async def test_work_deferred_in_a_rolled_back_transaction_never_runs(db: Database) -> None:
     ran: list[str] = []
-    with pytest.raises(RuntimeError):
+
+    async def use_case() -> None:
         async with db.transaction() as session:
             async with session.begin_nested():
                 await session.execute(insert(things).values(n=3))
             after_commit(session, lambda: ran.append("outer"))
             raise RuntimeError("the use case failed")
+
+    with pytest.raises(RuntimeError):
+        await use_case()
 
     async with db.transaction() as session:
         await session.execute(insert(things).values(n=4))

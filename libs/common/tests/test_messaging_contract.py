@@ -26,6 +26,7 @@ from fleet.common.messaging import (
     UnroutableMessage,
 )
 from fleet.common.messaging.rabbit import RabbitBus
+from fleet.common.testing import eventually
 
 RABBIT = "amqp://guest:guest@127.0.0.1:5672/"
 FAST = (0.01, 0.02)
@@ -94,14 +95,6 @@ def event(event_type: str, n: int = 0, **headers: str) -> Envelope:
         aggregate_id=str(n),
         headers=headers,
     )
-
-
-async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 class Recorder:

@@ -214,6 +214,21 @@ def recorded_statements(db: Database) -> Iterator[list[str]]:
         event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
+async def eventually(check: Callable[[], Awaitable[bool] | bool], within: float = 5.0) -> None:
+    """Wait until `check()` (plain or async) is true; AssertionError after `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        result = check()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {within} s")
+        await asyncio.sleep(0.01)
+
+
 def assert_problem(r: httpx.Response, status: int, loc: list[str] | None = None) -> None:
     """`r` is an RFC 9457 problem with `status` (and, if given, an error at `loc`)."""
     if r.status_code != status:
