@@ -22,7 +22,7 @@ from fleet.common.outbox import (
     outbox_table,
     purge_inbox,
 )
-from fleet.common.testing import tables_database
+from fleet.common.testing import eventually, tables_database
 
 SCHEMA = "outbox_test"
 metadata = service_metadata(SCHEMA)
@@ -169,7 +169,7 @@ async def test_commands_go_to_the_commands_exchange(
 
     await make_relay().run_once()
 
-    await asyncio.wait_for(_until(lambda: len(seen) == 1), 5)
+    await eventually(lambda: len(seen) == 1)
     assert seen == [command]
 
 
@@ -372,17 +372,9 @@ async def test_duplicate_messages_through_the_bus_apply_once(
         await bus.publish(envelope)
     await bus.publish(trip_completed(10))
 
-    await asyncio.wait_for(_until(lambda: handled == 2), 5)
+    await eventually(lambda: handled == 2)
     await asyncio.sleep(0.1)
     assert await effect_count(db) == 2
-
-
-async def _until(check: Callable[[], bool]) -> None:
-    for _ in range(1000):
-        if check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 async def test_purge_inbox_forgets_only_entries_older_than_the_retention(db: Database) -> None:

@@ -157,8 +157,6 @@ class GroupCommit:
         self.batches += 1
         for waiting in batch:
             _settle(waiting.done, None)
-        if self.relay is not None:
-            self.relay.notify()
 
     async def _alone(self, waiting: _Waiting) -> None:
         try:
@@ -170,6 +168,8 @@ class GroupCommit:
 
     async def _together(self, batch: list[_Waiting]) -> None:
         async with self.db.transaction() as session:
+            if self.relay is not None:
+                self.relay.watch(session)
             ids = [w.envelope.event_id for w in batch]
             new = await claim_inbox_many(session, self.consumer, ids, table=self.table)
             buffer_outbox(session)

@@ -14,6 +14,8 @@ from fleet.common.db import insert_for
 
 # `session.info` key of the outbox rows a group commit collects, inserted before its commit.
 OUTBOX_BUFFER = "fleet.outbox.buffer"
+# `session.info` key of a watched transaction's hand-over to its relay (`OutboxRelay.watch`).
+OUTBOX_HANDOFF = "fleet.outbox.handoff"
 
 _OUTBOX_INSERTS: dict[Table, Insert] = {}
 _INBOX_CLAIMS: dict[tuple[str, Table], Insert] = {}

@@ -34,12 +34,12 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common._group_commit import GroupCommit, InboxHandler
-from fleet.common._outbox_sql import OUTBOX_BUFFER, inbox_claim, outbox_insert
+from fleet.common._outbox_sql import OUTBOX_BUFFER, OUTBOX_HANDOFF, inbox_claim, outbox_insert
 from fleet.common.db import Database, UTCDateTime, utcnow
 from fleet.common.logging import get_logger
 from fleet.common.messaging.bus import ExchangeName, Handler
 from fleet.common.messaging.envelope import Envelope
-from fleet.common.messaging.relay import OutboxRelay
+from fleet.common.messaging.relay import Handoff, OutboxRelay
 
 __all__ = [
     "GroupCommit",
@@ -116,8 +116,21 @@ async def enqueue(
     *,
     table: Table,
 ) -> None:
-    """Add `envelope` to the outbox `table` inside the caller's transaction."""
+    """Add `envelope` to the outbox `table` inside the caller's transaction.
+
+    In a transaction its relay watches (`OutboxRelay.watch`), the row is also handed to the relay
+    when the transaction commits, and written due only after the relay's hand-over grace.
+    """
     now = _tick()
+    due = now
+    nested = session.in_nested_transaction()
+    handoff: Handoff | None = session.info.get(OUTBOX_HANDOFF)
+    if handoff is not None:
+        if nested:  # the savepoint may still roll back: a scan after the commit sends it
+            handoff.scan = True
+        else:
+            handoff.add(envelope, exchange)
+            due = now + handoff.grace
     row = {
         "id": envelope.event_id,
         "exchange": exchange,
@@ -126,12 +139,12 @@ async def enqueue(
         "headers": dict(envelope.headers),
         "created_at": now,
         "attempts": 0,
-        "next_attempt_at": now,
+        "next_attempt_at": due,
     }
     buffer = session.info.get(OUTBOX_BUFFER)
     # A group commit inserts its rows at the end; a row enqueued in a savepoint must go (and
     # roll back) with it. The order of publication is `created_at`'s, whenever the row is written.
-    if buffer is not None and not session.in_nested_transaction():
+    if buffer is not None and not nested:
         buffer.append((table, row))
         return
     await session.execute(outbox_insert(table), row)
@@ -158,19 +171,19 @@ def handle_once(
     """A bus handler running `handler(session, envelope)` at most once per event and consumer.
 
     One transaction: claim the inbox row, run the handler, commit. A failing handler rolls the
-    claim back too, so the bus's retry runs it again. `relay` is notified after the commit so that
-    messages the handler enqueued leave at once. With `max_batch` > 1, messages that arrive
-    while a transaction runs are handled together in the next one (`GroupCommit`).
+    claim back too, so the bus's retry runs it again. `relay` watches the transaction, so that
+    messages the handler enqueued leave as it commits. With `max_batch` > 1, messages that
+    arrive while a transaction runs are handled together in the next one (`GroupCommit`).
     """
 
     async def handle(envelope: Envelope) -> None:
         async with db.transaction() as session:
+            if relay is not None:
+                relay.watch(session)
             if not await claim_inbox(session, consumer, envelope.event_id, table=table):
                 log.debug("duplicate skipped", consumer=consumer, event_id=str(envelope.event_id))
                 return
             await handler(session, envelope)
-        if relay is not None:
-            relay.notify()
 
     handle.__qualname__ = f"handle_once[{consumer}]"
     if max_batch <= 1:

@@ -66,9 +66,9 @@ class ServiceRuntime:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A transaction whose enqueued messages leave right after it commits."""
         async with self.db.transaction() as session:
+            if self.relay is not None:
+                self.relay.watch(session)
             yield session
-        if self.relay is not None:
-            self.relay.notify()
 
     async def publish(
         self,

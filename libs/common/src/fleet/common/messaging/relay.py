@@ -1,4 +1,14 @@
-"""`OutboxRelay`: publishes a service's committed outbox rows (see `fleet.common.outbox`)."""
+"""`OutboxRelay`: publishes a service's committed outbox rows (see `fleet.common.outbox`).
+
+Two ways a row reaches the broker. The fast one: a transaction the relay `watch`es hands its
+rows over in memory when it commits, and the relay publishes them at once and marks them with
+one statement — no read of the outbox, no transaction around the mark. The safe one: a scan of
+the table (`FOR UPDATE SKIP LOCKED`) every `poll_interval`, which catches everything else: rows
+of unwatched transactions or enqueued in a savepoint, failed publishes whose back-off ended, and
+handed-over rows a process did not get to publish (it crashed right after the commit).
+A handed-over row is written due only `handoff_grace` seconds later, so no scan — of this
+process or of a replica — takes it while its own process is publishing it.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +21,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Executable, Table, bindparam, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Table,
+    Uuid,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from fleet.common.db import Database, utcnow
+from fleet.common._outbox_sql import OUTBOX_HANDOFF
+from fleet.common.db import Database, after_commit, utcnow
 from fleet.common.logging import get_logger
 from fleet.common.messaging.bus import ExchangeName, MessageBus, describe_error
 from fleet.common.messaging.envelope import Envelope
@@ -35,8 +58,30 @@ _ASYNC_COMMIT = (
 class _Due:
     id: uuid.UUID
     exchange: ExchangeName
-    body: bytes
+    body: bytes | None  # as stored (a scanned row) …
     attempts: int
+    envelope: Envelope | None = None  # … or as enqueued (a handed-over row)
+
+
+@dataclass
+class Handoff:
+    """What a watched transaction enqueued outside savepoints (`session.info[OUTBOX_HANDOFF]`).
+
+    `enqueue` appends its rows and writes them due `grace` seconds later; a row enqueued in a
+    savepoint (which may still roll back) sets `scan` instead, asking for a scan after the
+    commit. Handed to the relay only if the transaction commits.
+    """
+
+    relay: OutboxRelay
+    grace: dt.timedelta
+    rows: list[_Due] = field(default_factory=list)
+    scan: bool = False
+
+    def add(self, envelope: Envelope, exchange: ExchangeName) -> None:
+        self.rows.append(_Due(envelope.event_id, exchange, None, 0, envelope))
+
+    def committed(self) -> None:
+        self.relay._take(self.rows, scan=self.scan)
 
 
 @dataclass
@@ -48,10 +93,11 @@ class _Outcome:
 class OutboxRelay:
     """Publishes a service's committed outbox rows; one per service process.
 
-    Wakes on `notify()` (call it right after a commit that enqueued) and every `poll_interval`
-    seconds. On PostgreSQL, rows are claimed with `FOR UPDATE SKIP LOCKED` inside the transaction
-    that marks them, so several relays (replicas) never publish the same row twice; on SQLite
-    (embedded mode: one process) they are read, published, then marked.
+    Publishes what the transactions it `watch`es hand over as they commit, and scans the table
+    on `notify()` and every `poll_interval` seconds. On PostgreSQL, a scan claims rows with
+    `FOR UPDATE SKIP LOCKED` inside the transaction that marks them, so several relays
+    (replicas) never publish the same row twice; on SQLite (embedded mode: one process) they
+    are read, published, then marked.
     """
 
     def __init__(
@@ -67,6 +113,7 @@ class OutboxRelay:
         backoff_cap: float = 300.0,
         retention: dt.timedelta | None = dt.timedelta(hours=24),
         purge_interval: float = 600.0,
+        handoff_grace: float = 5.0,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -78,16 +125,27 @@ class OutboxRelay:
         self.backoff_cap = backoff_cap
         self.retention = retention
         self.purge_interval = purge_interval
+        self.handoff_grace = dt.timedelta(seconds=handoff_grace)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._scan_requested = False
         self._next_purge = 0.0
         self._system = messaging_system(bus)
-        # Built once: building a statement on every pass cost as much CPU as running it.
+        self._handed: list[_Due] = []  # committed, handed over, not published yet
+        self._inflight: set[uuid.UUID] = set()  # … or being published now
+        # Built once: building a statement on every pass cost as much CPU as running it. On
+        # PostgreSQL the ids travel as one array, so the statement's text (and its prepared
+        # statement) is the same for any number of rows.
         self._due_queries: dict[bool, Executable] = {}
-        marked: list[ColumnElement[bool]] = [table.c.id.in_(bindparam("ids", expanding=True))]
-        if not db.is_sqlite:
-            marked.append(_ASYNC_COMMIT)
+        marked: list[ColumnElement[bool]]
+        self._autocommit: AsyncEngine | None = None
+        if db.is_sqlite:
+            marked = [table.c.id.in_(bindparam("ids", expanding=True))]
+        else:
+            marked = [table.c.id == any_(bindparam("ids", type_=ARRAY(Uuid()))), _ASYNC_COMMIT]
+            # A mark is one statement: no BEGIN and COMMIT around it.
+            self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._mark = update(table).where(*marked).values(published_at=bindparam("now"))
 
     async def start(self) -> None:
@@ -108,8 +166,30 @@ class OutboxRelay:
             await asyncio.wait_for(task, self.publish_timeout)
 
     def notify(self) -> None:
-        """Publish now: something was just committed to the outbox."""
+        """Scan the outbox now: something was just committed to it."""
+        self._scan_requested = True
         self._wake.set()
+
+    def watch(self, session: AsyncSession) -> None:
+        """Have the rows `session`'s transaction enqueues handed over when it commits.
+
+        Call it right after the transaction began (`ServiceRuntime.transaction` and the
+        consumers do). Rows enqueued outside savepoints are published straight from memory;
+        one enqueued in a savepoint makes the relay scan the table after the commit instead.
+        A rolled-back transaction hands nothing over.
+        """
+        handoff = Handoff(self, self.handoff_grace)
+        session.info[OUTBOX_HANDOFF] = handoff
+        after_commit(session, handoff.committed)
+
+    def _take(self, rows: Sequence[_Due], *, scan: bool) -> None:
+        if rows:
+            self._handed.extend(rows)
+            self._inflight.update(row.id for row in rows)
+        if scan:
+            self._scan_requested = True
+        if rows or scan:
+            self._wake.set()
 
     async def run_once(self) -> int:
         """Publish every due row now; the number published."""
@@ -143,15 +223,53 @@ class OutboxRelay:
             return int(result.rowcount or 0)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_scan = loop.time()
         while not self._stopping:
             self._wake.clear()
             try:
-                await self.run_once()
-                await self._purge_now_and_then()
-            except Exception:  # database away: try again on the next tick
+                if self._handed:
+                    await self._publish_handed()
+                if self._scan_requested or loop.time() >= next_scan:
+                    self._scan_requested = False
+                    next_scan = loop.time() + self.poll_interval
+                    await self.run_once()
+                    await self._purge_now_and_then()
+            except Exception:  # database away: the next scan finds what is left
                 log.exception("outbox relay pass failed", schema=self.db.schema)
+            if self._handed or self._scan_requested:
+                continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), max(next_scan - loop.time(), 0.0))
+        # Stopping: what was handed over still leaves now rather than after the grace.
+        with contextlib.suppress(Exception):
+            while self._handed:
+                await self._publish_handed()
+
+    async def _publish_handed(self) -> None:
+        """Publish handed-over rows (a batch), then mark them; failures get their back-off."""
+        batch = self._handed[: self.batch_size]
+        del self._handed[: self.batch_size]
+        try:
+            outcome = await self._publish(batch)
+            if outcome.published:
+                await self._mark_now(outcome.published)
+            if outcome.failed:
+                async with self.db.transaction() as session:
+                    for failed, error in outcome.failed:
+                        await self._reschedule(session, failed, error)
+        finally:
+            # Unmarked rows (the database failed) are the scans' once their grace is over.
+            self._inflight.difference_update(row.id for row in batch)
+
+    async def _mark_now(self, ids: list[uuid.UUID]) -> None:
+        params = {"ids": ids, "now": utcnow()}
+        if self._autocommit is None:
+            async with self.db.transaction() as session:
+                await session.execute(self._mark, params)
+            return
+        async with self._autocommit.connect() as connection:
+            await connection.execute(self._mark, params)
 
     async def _purge_now_and_then(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -190,7 +308,10 @@ class OutboxRelay:
                 stmt = stmt.with_for_update(skip_locked=True)
             self._due_queries[lock] = stmt
         rows = (await session.execute(stmt, {"now": utcnow()})).all()
-        return [_Due(r.id, r.exchange, r.body, r.attempts) for r in rows]
+        # A row this process is publishing from memory is not due (its grace outlasts that),
+        # unless the clock moved: the in-memory publish has it.
+        inflight = self._inflight
+        return [_Due(r.id, r.exchange, r.body, r.attempts) for r in rows if r.id not in inflight]
 
     async def _publish(self, due: Sequence[_Due]) -> _Outcome:
         # The whole batch at once: the channel keeps the order and pipelines the confirms, so a
@@ -208,7 +329,7 @@ class OutboxRelay:
     async def _publish_one(self, row: _Due) -> str | None:
         """None once the broker confirmed the row; else why not."""
         try:
-            stored = Envelope.decode(row.body)
+            stored = row.envelope if row.envelope is not None else Envelope.decode(row.body or b"")
             # The use case's trace continues here, in the relay's background task.
             with publish_span(stored, row.exchange, system=self._system) as envelope:
                 await asyncio.wait_for(
