@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import Column, Integer, String, Table, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fleet.common._group_commit import claim_inbox_many
 from fleet.common.config import Settings
 from fleet.common.db import Database, after_commit, service_metadata
 from fleet.common.messaging import Envelope
@@ -27,7 +28,7 @@ from fleet.common.outbox import (
     inbox_table,
     outbox_table,
 )
-from fleet.common.testing import tables_database
+from fleet.common.testing import recorded_statements, tables_database
 
 SCHEMA = "group_commit_test"
 metadata = service_metadata(SCHEMA)
@@ -152,6 +153,20 @@ async def test_a_message_twice_in_a_batch_or_already_handled_has_one_effect(
     assert await rows(db, effects) == 3
     assert await rows(db, inbox) == 3
     assert await rows(db, outbox) == 3
+
+
+@pytest.mark.parametrize("backend_url", ["postgres"], indirect=True)
+async def test_claims_of_any_batch_size_share_one_statement_on_postgresql(db: Database) -> None:
+    # One SQL text, so one prepared statement per connection, whatever the batch's size.
+    with recorded_statements(db) as seen:
+        for size in (2, 5, 3):
+            async with db.transaction() as session:
+                ids = [uuid.uuid4() for _ in range(size)]
+                assert await claim_inbox_many(session, CONSUMER, ids, table=inbox) == set(ids)
+
+    assert len(seen) == 3
+    assert len(set(seen)) == 1
+    assert await rows(db, inbox) == 10
 
 
 async def test_outbox_rows_enqueued_in_a_rolled_back_savepoint_are_not_sent(

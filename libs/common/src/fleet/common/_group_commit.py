@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.common._outbox_sql import OUTBOX_BUFFER, inbox_claim, outbox_insert
+from fleet.common._outbox_sql import OUTBOX_BUFFER, inbox_claim, inbox_claim_array, outbox_insert
 from fleet.common.db import Database, utcnow
 from fleet.common.logging import get_logger
 from fleet.common.messaging.bus import Handler, describe_error
@@ -56,10 +56,13 @@ async def claim_inbox_many(
     session: AsyncSession, consumer: str, event_ids: Sequence[uuid.UUID], *, table: Table
 ) -> set[uuid.UUID]:
     """Claim `event_ids` for `consumer` in one statement; returns the ids that were new."""
-    stmt = inbox_claim(session.get_bind().dialect.name, table)
-    now = utcnow()
-    rows = [{"consumer": consumer, "event_id": i, "handled_at": now} for i in event_ids]
-    result = await session.execute(stmt, rows)
+    dialect, now = session.get_bind().dialect.name, utcnow()
+    if dialect == "postgresql":
+        params = {"consumer": consumer, "event_ids": list(event_ids), "handled_at": now}
+        result = await session.execute(inbox_claim_array(table), params)
+    else:
+        rows = [{"consumer": consumer, "event_id": i, "handled_at": now} for i in event_ids]
+        result = await session.execute(inbox_claim(dialect, table), rows)
     return set(result.scalars())
 
 

@@ -7,10 +7,12 @@ CPU as its round trip. One message at a time (`enqueue`, `claim_inbox`) and a gr
 
 from __future__ import annotations
 
-from sqlalchemy import Table, insert
+from sqlalchemy import String, Table, Uuid, bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.dml import Insert
 
-from fleet.common.db import insert_for
+from fleet.common.db import UTCDateTime, insert_for
 
 # `session.info` key of the outbox rows a group commit collects, inserted before its commit.
 OUTBOX_BUFFER = "fleet.outbox.buffer"
@@ -19,6 +21,7 @@ OUTBOX_HANDOFF = "fleet.outbox.handoff"
 
 _OUTBOX_INSERTS: dict[Table, Insert] = {}
 _INBOX_CLAIMS: dict[tuple[str, Table], Insert] = {}
+_INBOX_ARRAY_CLAIMS: dict[Table, Insert] = {}
 
 
 def outbox_insert(table: Table) -> Insert:
@@ -40,4 +43,25 @@ def inbox_claim(dialect: str, table: Table) -> Insert:
             .returning(table.c.event_id)
         )
         _INBOX_CLAIMS[(dialect, table)] = stmt
+    return stmt
+
+
+def inbox_claim_array(table: Table) -> Insert:
+    """PostgreSQL: the claim of many ids in one statement whose text does not depend on how
+    many (`consumer`, `event_ids` as one array, `handled_at`), so one prepared statement serves
+    every batch — multi-row VALUES would be parsed and planned anew for each batch size."""
+    stmt = _INBOX_ARRAY_CLAIMS.get(table)
+    if stmt is None:
+        rows = select(
+            bindparam("consumer", type_=String()),
+            func.unnest(bindparam("event_ids", type_=ARRAY(Uuid()))),
+            bindparam("handled_at", type_=UTCDateTime()),
+        )
+        stmt = (
+            pg_insert(table)
+            .from_select(["consumer", "event_id", "handled_at"], rows)
+            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+            .returning(table.c.event_id)
+        )
+        _INBOX_ARRAY_CLAIMS[table] = stmt
     return stmt
