@@ -4,6 +4,7 @@ unites the services' dead-letter queues."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,9 +38,19 @@ async def _trip(request: Request) -> JSONResponse:
     )
 
 
+async def _compressed(_request: Request) -> Response:
+    body = gzip.compress(b'{"packed": true}')
+    return Response(body, media_type="application/json", headers={"content-encoding": "gzip"})
+
+
 @pytest.fixture
 async def upstream() -> AsyncIterator[str]:
-    app = Starlette(routes=[Route("/trips/1/tracking/stream", _stream), Route("/trips/1", _trip)])
+    routes = [
+        Route("/trips/1/tracking/stream", _stream),
+        Route("/trips/1", _trip),
+        Route("/trips/packed", _compressed),
+    ]
+    app = Starlette(routes=routes)
     async with serving(app, lifespan="on") as url:
         yield url
 
@@ -87,6 +98,12 @@ async def test_answers_pass_through_with_status_and_query(gateway: httpx.AsyncCl
     r = await gateway.get("/trips/1", params={"expand": "vehicle"})
     assert r.status_code == 201
     assert r.json() == {"path": "/trips/1", "q": "vehicle"}
+
+
+async def test_an_encoded_answer_passes_through_as_sent(gateway: httpx.AsyncClient) -> None:
+    r = await gateway.get("/trips/packed")
+    assert r.headers["content-encoding"] == "gzip"
+    assert r.json() == {"packed": True}  # decoded once, by the client
 
 
 async def test_unknown_prefixes_and_dead_upstreams_are_problems(

@@ -24,6 +24,7 @@ from fleet.platform.console import LocalTransport, console_app, console_secret
 from fleet.platform.services import SERVICE_NAMES, service_for_path
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host"}
+EVENT_STREAM = "text/event-stream"
 
 
 def owner_of(path: str) -> str | None:
@@ -89,17 +90,24 @@ def gateway_app(
             content=await request.body(),
         )
         try:
-            # Streamed through, so Server-Sent Events (tracking streams) flow as they are sent.
             upstream = await client.send(outgoing, stream=True)
+            out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+            if upstream.headers.get("content-type", "").startswith(EVENT_STREAM):
+                # Streamed through, so Server-Sent Events (tracking streams) flow as they are sent.
+                return StreamingResponse(
+                    upstream.aiter_raw(),
+                    status_code=upstream.status_code,
+                    headers=out,
+                    background=BackgroundTask(upstream.aclose),
+                )
+            # Anything else is read whole (as sent: still encoded): streaming costs a task group.
+            try:
+                content = b"".join([chunk async for chunk in upstream.aiter_raw()])
+            finally:
+                await upstream.aclose()
         except httpx.TransportError as exc:
             return _bad_gateway(f"{service} service unreachable: {type(exc).__name__}")
-        out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
-        return StreamingResponse(
-            upstream.aiter_raw(),
-            status_code=upstream.status_code,
-            headers=out,
-            background=BackgroundTask(upstream.aclose),
-        )
+        return Response(content, status_code=upstream.status_code, headers=out)
 
     async def dead_letter_queues(request: Request) -> Response:
         """Every service's consumed queues: each service lists only its own. The services are
