@@ -113,7 +113,7 @@ class OutboxRelay:
         backoff_cap: float = 300.0,
         retention: dt.timedelta | None = dt.timedelta(hours=24),
         purge_interval: float = 600.0,
-        handoff_grace: float = 5.0,
+        handoff_grace: float = 1.0,
     ) -> None:
         self.db = db
         self.bus = bus
