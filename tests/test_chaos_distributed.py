@@ -52,19 +52,22 @@ async def test_bookings_and_rides_through_crashes_of_every_service_keep_every_in
     assert set(result.outcomes) <= {"confirmed", "completed", "cancelled", "rejected"}
     assert result.outcomes["completed"] > 0  # billing ran: invoices paid through the crashes
 
-    # The queue audit is not vacuous: a poison message ends in a dead-letter queue and shows.
+    # The queue audit is not vacuous: a poison message ends in a dead-letter queue and shows,
+    # whether the audit connects itself or is given a started bus (which it leaves open).
     bus = RabbitBus(stack.amqp_url, "test-poison")
     await bus.start()
     try:
         await bus.publish_raw(b"{not json", CreditsCaptured.event_type)  # billing only
+        for _ in range(100):
+            found = {v.invariant for v in await audit_queues(bus)}
+            if "dead-letters-billing.events" in found:
+                break
+            await asyncio.sleep(0.1)
+        assert await bus.queue_depth("billing.events") is not None  # still open
     finally:
         await bus.close()
-    for _ in range(100):
-        found = {v.invariant for v in await audit_queues(stack.amqp_url)}
-        if "dead-letters-billing.events" in found:
-            break
-        await asyncio.sleep(0.1)
     assert found == {"dead-letters-billing.events"}
+    assert {v.invariant for v in await audit_queues(stack.amqp_url)} == found
 
 
 @pytest.fixture

@@ -193,48 +193,59 @@ async def _check(conn: AsyncConnection, invariant: Invariant, sample: int) -> Vi
     return Violation(invariant.name, invariant.rule, len(rows), shown)
 
 
-async def audit_queues(amqp_url: str) -> list[Violation]:
-    """Messages left in any service queue or dead-letter queue (empty: all drained)."""
-    bus = RabbitBus(amqp_url, "auditor")
+async def audit_queues(amqp: str | RabbitBus) -> list[Violation]:
+    """Messages left in any service queue or dead-letter queue (empty: all drained).
+
+    `amqp`: a broker URL (a connection for this audit) or a started bus, which is left open —
+    for repeated audits, as while a chaos run settles."""
+    if isinstance(amqp, RabbitBus):
+        return await _audit_queues(amqp)
+    bus = RabbitBus(amqp, "auditor")
     await bus.start()
     try:
-        found: list[Violation] = []
-        for spec in QUEUES:
-            depth = await bus.queue_depth(spec.name)
-            if depth.dead:
-                letters = await bus.dead_letters(spec.name, limit=3)
-                found.append(
-                    Violation(
-                        f"dead-letters-{spec.name}",
-                        f"no message of {spec.name} was dead-lettered",
-                        depth.dead,
-                        tuple(f"{_kind(d)}: {d.error}" for d in letters),
-                    )
-                )
-            if depth.ready:
-                found.append(
-                    Violation(
-                        f"queue-drained-{spec.name}",
-                        f"{spec.name} is drained",
-                        depth.ready,
-                        (),
-                    )
-                )
-        return found
+        return await _audit_queues(bus)
     finally:
         await bus.close()
+
+
+async def _audit_queues(bus: RabbitBus) -> list[Violation]:
+    found: list[Violation] = []
+    for spec in QUEUES:
+        depth = await bus.queue_depth(spec.name)
+        if depth.dead:
+            letters = await bus.dead_letters(spec.name, limit=3)
+            found.append(
+                Violation(
+                    f"dead-letters-{spec.name}",
+                    f"no message of {spec.name} was dead-lettered",
+                    depth.dead,
+                    tuple(f"{_kind(d)}: {d.error}" for d in letters),
+                )
+            )
+        if depth.ready:
+            found.append(
+                Violation(
+                    f"queue-drained-{spec.name}",
+                    f"{spec.name} is drained",
+                    depth.ready,
+                    (),
+                )
+            )
+    return found
 
 
 def _kind(letter: DeadLetter) -> str:
     return letter.envelope.event_type if letter.envelope else "undecodable message"
 
 
-async def audit(database: str | AsyncEngine, amqp_url: str | None = None) -> list[Violation]:
+async def audit(
+    database: str | AsyncEngine, amqp: str | RabbitBus | None = None
+) -> list[Violation]:
     """Database invariants (`database`: a URL or an engine, as for `audit_database`), then (with
-    `amqp_url`) the queues."""
+    `amqp`: a URL or a started bus, as for `audit_queues`) the queues."""
     found = await audit_database(database)
-    if amqp_url:
-        found += await audit_queues(amqp_url)
+    if amqp:
+        found += await audit_queues(amqp)
     return found
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from fleet.common.messaging.rabbit import RabbitBus
 from fleet.platform.audit import Violation, audit
 from fleet.platform.client import SEOUL, Platform, User
 from fleet.platform.distributed import DistributedStack
@@ -244,10 +245,13 @@ class ChaosRun:
         started = time.monotonic()
         deadline = started + self.plan.settle_s
         reported: int | None = None
-        engine = create_async_engine(self.stack.database_url)  # one for every audit of the wait
+        # One engine and one broker connection for every audit of the wait.
+        engine = create_async_engine(self.stack.database_url)
+        bus = RabbitBus(self.stack.amqp_url, "auditor")
         try:
+            await bus.start()
             while True:
-                violations = await audit(engine, self.stack.amqp_url)
+                violations = await audit(engine, bus)
                 if not violations or time.monotonic() > deadline:
                     break
                 if len(violations) != reported:
@@ -256,6 +260,7 @@ class ChaosRun:
                     self.progress(f"settling: {reported} invariant(s) not yet holding ({names})")
                 await asyncio.sleep(1.0)
         finally:
+            await bus.close()
             await engine.dispose()
         self.result.violations = violations
         self.result.settle_s = time.monotonic() - started
