@@ -75,14 +75,16 @@ async def gateway(upstream: str) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def queue_lists() -> AsyncIterator[str]:
     """Services at `{url}/{name}` each listing `{name}.events` and `fleet.shared`, but only once
-    two of them have been asked (one asked alone gives up with 504); and at `{url}/refusing` one
-    that refuses with 401."""
+    two of them have been asked (one asked alone gives up with 504); at `{url}/refusing` one
+    that refuses with 401, at `{url}/garbled` one whose answer cannot be decoded."""
     both_asked = asyncio.Barrier(2)
 
     async def queues(request: Request) -> Response:
         name = request.path_params["name"]
         if name == "refusing":
             return JSONResponse({"detail": "who are you?"}, status_code=401)
+        if name == "garbled":  # says gzip, is not: the client fails decoding, not connecting
+            return Response(b"not gzip", headers={"content-encoding": "gzip"})
         try:
             async with asyncio.timeout(5):  # bounds a failure, so the server can stop
                 await both_asked.wait()
@@ -146,3 +148,12 @@ async def test_of_several_failing_services_the_first_one_answers_for_the_queues(
         r = await gw.get("/dead-letters")
     assert (r.status_code, r.headers["content-type"]) == (502, "application/problem+json")
     assert r.json()["detail"] == "trip service unreachable: ConnectError"
+
+
+async def test_a_service_answer_that_cannot_be_read_is_a_bad_gateway_not_a_crash(
+    queue_lists: str,
+) -> None:
+    async with gateway_to({"user": f"{queue_lists}/garbled"}) as gw:
+        r = await gw.get("/dead-letters")
+    assert (r.status_code, r.headers["content-type"]) == (502, "application/problem+json")
+    assert r.json()["detail"] == "user service answer unreadable: DecodingError"

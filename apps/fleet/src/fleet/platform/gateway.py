@@ -50,6 +50,8 @@ async def _queues_of(
         r = await client.get(base + "/dead-letters", headers=headers)
     except httpx.TransportError as exc:
         return _bad_gateway(f"{service} service unreachable: {type(exc).__name__}")
+    except httpx.HTTPError as exc:  # reached, but its answer could not be read (encoding)
+        return _bad_gateway(f"{service} service answer unreadable: {type(exc).__name__}")
     if r.status_code != 200:  # refusals (401, 403) and failures pass through as they are
         return Response(r.content, r.status_code, media_type=r.headers.get("content-type"))
     try:
