@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 # For headers and query parameters, whose validation runs outside a model: the same rule as a
 # pattern (documented in OpenAPI, too).
 ONE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+# The rule of `MultiLine` as a pattern: newline, carriage return and tab are allowed.
+MULTI_LINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
 
 def _refuse_control_chars(value: str, allowed: str) -> str:
@@ -32,5 +34,11 @@ def multi_line(value: str) -> str:
     return _refuse_control_chars(value, allowed="\n\r\t")
 
 
-OneLine = Annotated[str, AfterValidator(one_line)]
-MultiLine = Annotated[str, AfterValidator(multi_line)]
+# The validators give the error message; the patterns tell clients the rule (OpenAPI) without
+# being checked twice.
+OneLine = Annotated[
+    str, AfterValidator(one_line), Field(json_schema_extra={"pattern": ONE_LINE_PATTERN})
+]
+MultiLine = Annotated[
+    str, AfterValidator(multi_line), Field(json_schema_extra={"pattern": MULTI_LINE_PATTERN})
+]

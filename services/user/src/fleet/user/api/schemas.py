@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from fleet.common.auth import Role
-from fleet.common.text import MultiLine, one_line
+from fleet.common.text import ONE_LINE_PATTERN, MultiLine, one_line
 from fleet.user.domain.users import User
 from fleet.user.domain.wallet import Wallet
 
@@ -27,6 +27,7 @@ class RegisterIn(Strict):
         str,
         StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
         AfterValidator(one_line),
+        Field(json_schema_extra={"pattern": ONE_LINE_PATTERN}),
     ]
 
 
