@@ -34,8 +34,13 @@ class RecordingBus(InMemoryBus):
         super().__init__()
         self.published: list[uuid.UUID] = []
         self.down = False
+        self.publishing = asyncio.Event()  # a publish has begun
+        self.gate: asyncio.Event | None = None  # if set, publishes wait for it
 
     async def publish(self, envelope: Envelope, *, exchange: ExchangeName = "events") -> None:
+        self.publishing.set()
+        if self.gate is not None:
+            await self.gate.wait()
         await asyncio.sleep(0)
         if self.down:
             raise PublishError("broker unreachable")
@@ -206,19 +211,36 @@ async def test_rows_a_relay_never_published_are_sent_by_another_once_their_grace
 async def test_a_scan_of_the_same_relay_skips_rows_it_is_publishing_from_memory(
     db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
 ) -> None:
-    relay = make_relay(handoff_grace=0.0)  # due at once: only the in-flight set keeps them apart
+    relay = make_relay(poll_interval=30.0, handoff_grace=0.0)  # due at once: only the
+    await relay.start()  # in-flight set keeps the scan away from the row being published
+    await asyncio.sleep(0.1)
+    bus.gate = asyncio.Event()
     sent = message(6)
 
-    await watched_commit(db, relay, sent)  # handed over; the relay's loop is not running
+    await watched_commit(db, relay, sent)
+    await asyncio.wait_for(bus.publishing.wait(), 5)  # the hand-over publish is under way
 
     assert await relay.run_once() == 0
-    await relay.start()
+    bus.gate.set()
 
     async def marked() -> bool:
         return (await row(db, sent.event_id))["published_at"] is not None
 
     await eventually(marked)
     assert bus.published == [sent.event_id]
+
+
+async def test_run_once_publishes_what_was_handed_over_even_without_the_loop(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    relay = make_relay(handoff_grace=60.0)  # never started
+    sent = message(7)
+
+    await watched_commit(db, relay, sent)
+    await relay.run_once()
+
+    assert bus.published == [sent.event_id]
+    assert (await row(db, sent.event_id))["published_at"] is not None
 
 
 async def test_stopping_publishes_what_was_handed_over_instead_of_leaving_it_for_the_grace(

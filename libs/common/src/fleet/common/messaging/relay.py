@@ -192,7 +192,10 @@ class OutboxRelay:
             self._wake.set()
 
     async def run_once(self) -> int:
-        """Publish every due row now; the number published."""
+        """Publish what was handed over, then every due row of the table; the number of rows
+        the scan published."""
+        while self._handed:
+            await self._publish_handed()
         total = 0
         while not self._stopping:
             outcome = await self._batch()
