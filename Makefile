@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 BENCH_REPORT_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-distributed test lint format typecheck check bench bench-report clean
+.PHONY: help install run run-distributed test lint format typecheck check bench bench-compare bench-report clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -55,8 +55,11 @@ typecheck: install ## mypy --strict on the service kit, the services' domains an
 check: lint typecheck test ## Everything CI runs
 
 bench: install ## Benchmarks (figures printed; see docs/performance.md)
-	@for b in $(filter-out bench/report.py,$(wildcard bench/*.py)); do \
+	@for b in $(filter-out bench/report.py bench/compare.py,$(wildcard bench/*.py)); do \
 	  echo "== $$b"; $(UV) run --locked python $$b || exit 1; done
+
+bench-compare: install ## Booking benchmark of this checkout vs AGAINST (a git revision), both at once
+	@PATH="$(dir $(UV)):$$PATH" $(UV) run --locked python bench/compare.py --against $(or $(AGAINST),HEAD~1) $(if $(BENCH_ARGS),-- $(BENCH_ARGS))
 
 bench-report: install ## Markdown report of the latest benchmark results (BENCH_REPORT_ARGS="--all --output FILE")
 	@$(UV) run --locked python bench/report.py $(BENCH_REPORT_ARGS)

@@ -1,0 +1,71 @@
+"""bench/compare.py: the booking benchmark of two checkouts run at the same time, compared.
+
+The smoke run compares this checkout with itself (`--baseline-dir`), which goes through the
+whole path but the worktree set-up of `--against REV` (that needs uv on PATH to install the
+revision; see docs/performance.md for a run of it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPARE = ROOT / "bench" / "compare.py"
+
+
+def compare(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONUTF8": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, str(COMPARE), *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+@pytest.mark.redis
+@pytest.mark.timeout(360)
+def test_both_sides_run_at_once_and_each_process_cpu_is_printed_side_by_side(
+    tmp_path: Path,
+) -> None:
+    out = compare(
+        *("--baseline-dir", ROOT, "--results-dir", tmp_path),
+        *("--", "--bookings", "6", "--concurrency", "2"),
+    )
+
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "  A [" in out.stdout, "side A's progress is shown"
+    assert "  B [" in out.stdout, "side B's progress is shown"
+    table = out.stdout[out.stdout.index("Booking saga, A = ") :]
+    for row in ("confirmed/s", "saga p95 ms", "CPU ms/booking: trip", "services + gateway"):
+        assert row in table
+    assert "B vs A" in table
+    (result,) = tmp_path.glob("compare-*.json")
+    data = json.loads(result.read_text())
+    (pair,) = data["summary"]["pairs"]
+    assert [side["confirmed"] for side in pair] == [6, 6]
+    assert all(side["cpu_s"]["trip"] > 0 for side in pair)
+
+
+def test_options_the_comparison_sets_itself_are_refused() -> None:
+    out = compare("--baseline-dir", ROOT, "--", "--url", "http://127.0.0.1:8000", timeout=60)
+    assert out.returncode == 2
+    assert "--url: set by compare.py itself" in out.stderr
+
+
+def test_a_baseline_is_required() -> None:
+    out = compare("--", "--bookings", "6", timeout=60)
+    assert out.returncode == 2
+    assert "--against" in out.stderr
