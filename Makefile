@@ -49,8 +49,9 @@ format: install ## ruff: fix and format
 	@$(UV) run --locked ruff check --fix .
 	@$(UV) run --locked ruff format .
 
-typecheck: install ## mypy --strict on the service kit, the services' domains and the benchmarks
-	@$(UV) run --locked mypy libs/common/src libs/contracts/src apps/fleet/src $(wildcard services/*/src/fleet/*/domain) bench
+typecheck: install ## mypy --strict on the service kit, the services' domains, the benchmarks and the tests
+	@$(UV) run --locked mypy libs/common/src libs/contracts/src apps/fleet/src $(wildcard services/*/src/fleet/*/domain) bench \
+	  conftest.py tests $(wildcard libs/*/tests apps/*/tests services/*/tests)
 
 check: lint typecheck test ## Everything CI runs
 

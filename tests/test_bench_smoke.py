@@ -55,7 +55,7 @@ def env(pycache: Path | None = None) -> dict[str, str]:
     module again (~4 s of CPU each, most of the runs' time): `pycache` gives them a shared
     bytecode cache in the test's temporary directory instead."""
     out = {**os.environ, "PYTHONUTF8": "1", "PYTHONUNBUFFERED": "1"}
-    if pycache is not None and out.pop("PYTHONDONTWRITEBYTECODE", None):
+    if pycache is not None and out.pop("PYTHONDONTWRITEBYTECODE", ""):
         out["PYTHONPYCACHEPREFIX"] = str(pycache)
     return out
 

@@ -18,7 +18,8 @@ from fleet.common.config import DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD
 from fleet.common.testing import local_settings, serving
 from fleet.contracts.queues import QUEUES
 from fleet.platform.cli import app as cli
-from fleet.platform.cli import console_secret, console_server
+from fleet.platform.cli import console_server
+from fleet.platform.console import console_secret
 from fleet.platform.embedded import embedded_app
 from fleet.platform.services import SERVICE_NAMES
 

@@ -66,7 +66,8 @@ def exchange_of(channel: dict[str, Any]) -> ExchangeName:
 
 def channel_for(document: Document, exchange: str, routing_key: str) -> str | None:
     """The id of the channel a message published with `routing_key` on `exchange` is on."""
-    for channel_id, channel in document["channels"].items():
+    channels: dict[str, dict[str, Any]] = document["channels"]
+    for channel_id, channel in channels.items():
         words = re.split(r"\{\w+\}", channel["address"])
         address = re.compile("[^.]+".join(re.escape(w) for w in words) + r"\Z")
         if exchange_of(channel) == exchange and address.match(routing_key):

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from fleet.common.config import Settings
-from fleet.platform.cli import CONSOLE_PORT, console_secret
+from fleet.platform.cli import CONSOLE_PORT
+from fleet.platform.console import console_secret
 from fleet.platform.distributed import PORTS
 from fleet.platform.services import SERVICE_NAMES
 

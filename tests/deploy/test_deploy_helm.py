@@ -15,7 +15,8 @@ import yaml
 
 from fleet.common.config import Settings
 from fleet.contracts.queues import QUEUES, QueueSpec
-from fleet.platform.cli import CONSOLE_PORT, console_secret
+from fleet.platform.cli import CONSOLE_PORT
+from fleet.platform.console import console_secret
 from fleet.platform.distributed import PORTS
 from fleet.platform.gateway import owner_of
 from fleet.platform.services import ROUTE_PREFIXES, SERVICE_NAMES

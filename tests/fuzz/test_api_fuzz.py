@@ -49,7 +49,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import schemathesis
@@ -124,7 +124,7 @@ FUZZ = settings(
 
 
 @schemathesis.check
-def problem_details(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+def problem_details(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """Every 4xx/5xx is an RFC 9457 problem naming what is wrong (/work/shared/API.md)."""
     status = response.status_code
     if status < 400:
@@ -204,10 +204,15 @@ class Platform:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def as_asgi(self) -> asgi.ASGIApp:
+        """The platform as schemathesis types an ASGI app: with dict messages where starlette's
+        are mutable mappings (the messages the platform sends are dicts)."""
+        return cast(asgi.ASGIApp, self)
+
     def seeded(self) -> World:
         """The world, seeded on first use (through schemathesis's own ASGI client)."""
         if self.world is None:
-            with asgi.get_client(self) as client:
+            with asgi.get_client(self.as_asgi()) as client:
                 assert self.app is not None
                 self.world = seed(client, self.app.state.fleet.settings)
         return self.world
@@ -217,7 +222,7 @@ class Platform:
         if self._task is None:
             return
         self._closing = True
-        with asgi.get_client(self):  # (re)attach to schemathesis's lifespan registry…
+        with asgi.get_client(self.as_asgi()):  # (re)attach to schemathesis's lifespan registry…
             pass
         asgi.shutdown_lifespans()  # …whose shutdown now reaches the app
 
@@ -377,17 +382,24 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def fuzzed(platform: Platform) -> Any:
-    """The served document, its requests sent to `platform`."""
+# A test of one generated case, sent as one of the ROLES.
+FuzzTest = Callable[[Case[Any], str], None]
+
+
+def fuzzed(platform: Platform) -> Callable[[FuzzTest], FuzzTest]:
+    """`parametrize()` of the served document, its requests sent to `platform`: a test runs
+    once per generated case. (Schemathesis types the decorator as a bare `Callable`; this one
+    keeps the test's signature.)"""
     schema = schemathesis.openapi.from_dict(DOCUMENT, config=schemathesis.Config.from_dict(CONFIG))
     schema.app = platform
-    return schema
+    parametrize: Callable[[FuzzTest], FuzzTest] = schema.parametrize()
+    return parametrize
 
 
 EMBEDDED = Platform(embedded)
 POSTGRES = Platform(on_postgres)
-embedded_schema = fuzzed(EMBEDDED)
-postgres_schema = fuzzed(POSTGRES)
+embedded_cases = fuzzed(EMBEDDED)
+postgres_cases = fuzzed(POSTGRES)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -403,7 +415,7 @@ def role(request: pytest.FixtureRequest) -> str:
     return role
 
 
-def _fuzz(case: Case, platform: Platform, role: str) -> None:
+def _fuzz(case: Case[Any], platform: Platform, role: str) -> None:
     world = platform.seeded()
     generated = json.dumps([case.path_parameters, case.body, case.query], default=repr)
     # Mixed in here rather than in generation hooks, so that the coverage phase's cases get it.
@@ -419,22 +431,24 @@ def _fuzz(case: Case, platform: Platform, role: str) -> None:
     )
 
 
-@embedded_schema.parametrize()
+@embedded_cases
 @FUZZ
 @pytest.mark.timeout(120)
-def test_embedded_platform_answers_every_request_as_documented(case: Case, role: str) -> None:
+def test_embedded_platform_answers_every_request_as_documented(case: Case[Any], role: str) -> None:
     _fuzz(case, EMBEDDED, role)
 
 
-@postgres_schema.parametrize()
+@postgres_cases
 @FUZZ
 @pytest.mark.timeout(120)
-def test_platform_on_postgres_answers_every_request_as_documented(case: Case, role: str) -> None:
+def test_platform_on_postgres_answers_every_request_as_documented(
+    case: Case[Any], role: str
+) -> None:
     _fuzz(case, POSTGRES, role)
 
 
 def test_the_fuzzed_document_is_the_served_one() -> None:
-    with asgi.get_client(EMBEDDED) as client:
+    with asgi.get_client(EMBEDDED.as_asgi()) as client:
         served = client.get("/openapi.json")
     assert served.status_code == 200
     assert served.json() == json.loads(json.dumps(DOCUMENT))

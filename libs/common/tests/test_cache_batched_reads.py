@@ -36,6 +36,7 @@ class CountingRedis(Redis):
 @pytest.fixture
 async def redis() -> AsyncIterator[CountingRedis]:
     client = CountingRedis.from_url(REDIS_URL, socket_timeout=0.25)
+    assert isinstance(client, CountingRedis)  # from_url builds the class it is called on
     client.calls = []
     yield client
     await client.aclose()

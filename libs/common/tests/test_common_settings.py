@@ -8,7 +8,7 @@ from fleet.common.config import Settings
 
 def test_dev_settings_work_with_nothing_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    s = Settings(_env_file=None)
     assert s.env == "dev"
     assert s.database_url_for("vehicle").startswith("sqlite+aiosqlite:///")
     assert s.database_url_for("vehicle").endswith("vehicle.db")

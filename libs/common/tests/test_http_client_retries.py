@@ -66,11 +66,14 @@ async def make(
         base_url: str = "http://vehicle.test",
         **kwargs: object,
     ) -> ServiceClient:
+        if transport is None:
+            assert handler is not None, "a test client needs a handler or a transport"
+            transport = httpx.MockTransport(handler)
         client = ServiceClient(
             "vehicle",
             base_url,
             breaker=AsyncCircuitBreaker("vehicle", breaker or BreakerConfig(), metrics=metrics),
-            transport=transport or httpx.MockTransport(handler),
+            transport=transport,
             sleep=sleeps,
             **kwargs,  # type: ignore[arg-type]
         )

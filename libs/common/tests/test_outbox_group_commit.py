@@ -267,9 +267,9 @@ async def test_a_closing_consumer_waits_for_its_running_batch_and_drops_the_queu
         await release.wait()
 
     handler = handle_once(db, CONSUMER, slow, table=inbox, max_batch=32)
-    running = [asyncio.create_task(handler(message(n))) for n in (1, 2, 3)]
+    running = [asyncio.ensure_future(handler(message(n))) for n in (1, 2, 3)]
     await started.wait()
-    queued = asyncio.create_task(handler(message(9)))
+    queued = asyncio.ensure_future(handler(message(9)))
     await asyncio.sleep(0.01)
 
     for task in (*running, queued):
@@ -299,7 +299,7 @@ def test_the_consumer_batch_setting_defaults_to_32_and_refuses_zero(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("FLEET_CONSUMER_BATCH", raising=False)
-    assert Settings(_env_file=None).consumer_batch == 32  # type: ignore[call-arg]
+    assert Settings(_env_file=None).consumer_batch == 32
     monkeypatch.setenv("FLEET_CONSUMER_BATCH", "0")
     with pytest.raises(ValidationError, match="FLEET_CONSUMER_BATCH"):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)

@@ -91,7 +91,7 @@ async def test_register_rejects_bad_fields_by_name_and_stores_nothing(
     change: dict[str, object],
     field: str,
 ) -> None:
-    expect_problem(await client.post("/auth/register", json=_reg(**change)), 422, field)
+    expect_problem(await client.post("/auth/register", json={**_reg(), **change}), 422, field)
     assert await _stored(user_db, "ada@example.com") is None
 
 

@@ -98,7 +98,7 @@ async def test_diagnostic_for_a_missing_vehicle_is_not_found(
     assert await _all_diagnostics(client, op) == []
 
 
-BAD_DIAGNOSTICS = [
+BAD_DIAGNOSTICS: list[tuple[dict[str, object], str]] = [
     ({"vehicle_id": "not-a-uuid"}, "vehicle_id"),
     ({"vehicle_id": None}, "vehicle_id"),
     ({"code": ""}, "code"),
@@ -183,7 +183,7 @@ async def test_diagnostics_list_pages(
     assert second["next_cursor"] is None
 
 
-BAD_DIAGNOSTIC_QUERIES = [
+BAD_DIAGNOSTIC_QUERIES: list[tuple[dict[str, str | int], str]] = [
     ({"vehicle_id": "1 OR 1=1"}, "vehicle_id"),
     ({"severity": "fatal"}, "severity"),
     ({"limit": 1000}, "limit"),

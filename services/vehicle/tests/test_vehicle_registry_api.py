@@ -210,7 +210,7 @@ async def test_listing_near_a_point_keeps_only_vehicles_within_the_radius(
     assert hamburg["id"] in {v["id"] for v in r.json()["items"]}
 
 
-BAD_LIST_QUERIES = [
+BAD_LIST_QUERIES: list[tuple[dict[str, str | int], str]] = [
     ({"status": "flying"}, "status"),
     ({"status": "AVAILABLE"}, "status"),
     ({"near": "52.5"}, "near"),

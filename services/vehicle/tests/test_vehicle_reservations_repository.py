@@ -19,7 +19,7 @@ from fleet.vehicle.app import module
 from fleet.vehicle.domain.search import Circle
 from fleet.vehicle.domain.status import VehicleStatus
 from fleet.vehicle.domain.telemetry import Reading
-from fleet.vehicle.domain.vehicles import TripClosedError
+from fleet.vehicle.domain.vehicles import TripClosedError, Vehicle
 from fleet.vehicle.service import reservations as rs
 from fleet.vehicle.service import telemetry as tm
 from fleet.vehicle.service import vehicles as vs
@@ -34,7 +34,9 @@ def _vin() -> str:
     return "".join(random.choices(ALPHABET, k=17))
 
 
-async def _add(db: Database, lat: float = BERLIN[0], lon: float = BERLIN[1], **kw: object):
+async def _add(
+    db: Database, lat: float = BERLIN[0], lon: float = BERLIN[1], **kw: object
+) -> Vehicle:
     new = vs.NewVehicle(vin=_vin(), model="Robo-1", seats=4, lat=lat, lon=lon, **kw)  # type: ignore[arg-type]
     vehicle, _token = await vs.register_vehicle(db, new)
     return vehicle

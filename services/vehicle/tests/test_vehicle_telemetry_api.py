@@ -156,7 +156,7 @@ async def test_telemetry_for_a_missing_or_malformed_vehicle(
     )
 
 
-BAD_READINGS = [
+BAD_READINGS: list[tuple[dict[str, object], str]] = [
     ({"recorded_at": ago(-3600)}, "recorded_at"),  # an hour in the future
     ({"recorded_at": "2026-01-01T12:00:00"}, "recorded_at"),  # no time zone
     ({"recorded_at": "yesterday"}, "recorded_at"),

@@ -128,7 +128,7 @@ async def test_a_device_message_is_acked_only_after_its_batch_is_committed(
     pipeline = pipeline_of(app)
     opened = gate(pipeline)
     handler = device_telemetry(pipeline)
-    handling = asyncio.create_task(handler(device_message(v["id"], reading(2, 1.0))))
+    handling = asyncio.ensure_future(handler(device_message(v["id"], reading(2, 1.0))))
     await asyncio.sleep(0.5)  # well past the 200 ms flush interval: the write is held
     assert not handling.done()  # the bus acks when the handler returns: not yet
     assert await stored(vehicle_db, v["id"]) == 0
@@ -147,7 +147,7 @@ async def test_a_device_message_not_stored_before_a_stop_is_not_acked(
         raise OSError("connection refused")
 
     pipeline.buffer._write = database_down
-    handling = asyncio.create_task(
+    handling = asyncio.ensure_future(
         device_telemetry(pipeline)(device_message(v["id"], reading(2, 1.0)))
     )
     await asyncio.sleep(0.05)
