@@ -12,7 +12,7 @@ from sqlalchemy import Column, Integer, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import Database, service_metadata, utcnow
-from fleet.common.messaging import Envelope, ExchangeName, InMemoryBus, PublishError
+from fleet.common.messaging import Envelope
 from fleet.common.outbox import (
     OutboxRelay,
     claim_inbox,
@@ -22,7 +22,7 @@ from fleet.common.outbox import (
     outbox_table,
     purge_inbox,
 )
-from fleet.common.testing import eventually, tables_database
+from fleet.common.testing import RecordingBus, eventually, relay_factory, tables_database
 
 SCHEMA = "outbox_test"
 metadata = service_metadata(SCHEMA)
@@ -34,24 +34,6 @@ effects = Table(
     Column("key", String(50), primary_key=True),
     Column("count", Integer, nullable=False),
 )
-
-
-class RecordingBus(InMemoryBus):
-    """An in-memory bus that remembers what it published and can be switched off."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.published: list[Envelope] = []
-        self.down = False
-        self.arrived = asyncio.Event()
-
-    async def publish(self, envelope: Envelope, *, exchange: ExchangeName = "events") -> None:
-        await asyncio.sleep(0)  # let concurrent relays interleave
-        if self.down:
-            raise PublishError("broker unreachable")
-        await super().publish(envelope, exchange=exchange)
-        self.published.append(envelope)
-        self.arrived.set()
 
 
 @pytest.fixture
@@ -70,16 +52,8 @@ async def bus() -> AsyncIterator[RecordingBus]:
 
 @pytest.fixture
 async def make_relay(db: Database, bus: RecordingBus) -> AsyncIterator[Callable[..., OutboxRelay]]:
-    made: list[OutboxRelay] = []
-
-    def make(**options: float) -> OutboxRelay:
-        relay = OutboxRelay(db, bus, outbox, **options)  # type: ignore[arg-type]
-        made.append(relay)
-        return relay
-
-    yield make
-    for relay in made:
-        await relay.stop()
+    async with relay_factory(db, bus, outbox) as make:
+        yield make
 
 
 def trip_completed(n: int = 0) -> Envelope:

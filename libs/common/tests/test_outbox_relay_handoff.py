@@ -18,34 +18,13 @@ import pytest
 from sqlalchemy import select
 
 from fleet.common.db import Database, service_metadata
-from fleet.common.messaging import Envelope, ExchangeName, InMemoryBus, PublishError
+from fleet.common.messaging import Envelope
 from fleet.common.outbox import OutboxRelay, enqueue, outbox_table
-from fleet.common.testing import eventually, tables_database
+from fleet.common.testing import RecordingBus, eventually, relay_factory, tables_database
 
 SCHEMA = "outbox_handoff_test"
 metadata = service_metadata(SCHEMA)
 outbox = outbox_table(metadata)
-
-
-class RecordingBus(InMemoryBus):
-    """Remembers what it published; `down` makes every publish fail."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.published: list[uuid.UUID] = []
-        self.down = False
-        self.publishing = asyncio.Event()  # a publish has begun
-        self.gate: asyncio.Event | None = None  # if set, publishes wait for it
-
-    async def publish(self, envelope: Envelope, *, exchange: ExchangeName = "events") -> None:
-        self.publishing.set()
-        if self.gate is not None:
-            await self.gate.wait()
-        await asyncio.sleep(0)
-        if self.down:
-            raise PublishError("broker unreachable")
-        await super().publish(envelope, exchange=exchange)
-        self.published.append(envelope.event_id)
 
 
 @pytest.fixture
@@ -64,16 +43,8 @@ async def bus() -> AsyncIterator[RecordingBus]:
 
 @pytest.fixture
 async def make_relay(db: Database, bus: RecordingBus) -> AsyncIterator[Callable[..., OutboxRelay]]:
-    made: list[OutboxRelay] = []
-
-    def make(**options: float) -> OutboxRelay:
-        relay = OutboxRelay(db, bus, outbox, **options)  # type: ignore[arg-type]
-        made.append(relay)
-        return relay
-
-    yield make
-    for relay in made:
-        await relay.stop()
+    async with relay_factory(db, bus, outbox) as make:
+        yield make
 
 
 def message(n: int) -> Envelope:
@@ -109,7 +80,7 @@ async def test_a_watched_transaction_is_published_as_it_commits_without_waiting_
         return all([(await row(db, e.event_id))["published_at"] is not None for e in sent])
 
     await eventually(marked, within=2.0)
-    assert bus.published == [e.event_id for e in sent]
+    assert bus.published_ids == [e.event_id for e in sent]
     stored = await row(db, sent[0].event_id)
     created, due = stored["created_at"], stored["next_attempt_at"]
     assert isinstance(created, dt.datetime)
@@ -133,7 +104,7 @@ async def test_a_rolled_back_watched_transaction_hands_nothing_over(
         await use_case()
     await asyncio.sleep(0.2)
 
-    assert bus.published == []
+    assert bus.published_ids == []
     assert await relay.run_once() == 0
     assert await relay.backlog() == (0, 0.0)
 
@@ -156,11 +127,11 @@ async def test_a_rolled_back_savepoint_sends_nothing_and_a_released_one_sends_it
         await enqueue(session, outer, table=outbox)
 
     async def both_sent() -> bool:
-        return len(bus.published) >= 2
+        return len(bus.published_ids) >= 2
 
     await eventually(both_sent, within=2.0)  # the savepoint's row by a scan the commit asked for
     await asyncio.sleep(0.1)
-    assert sorted(bus.published) == sorted([kept.event_id, outer.event_id])
+    assert sorted(bus.published_ids) == sorted([kept.event_id, outer.event_id])
     async with db.session() as session:
         ids = set((await session.execute(select(outbox.c.id))).scalars())
     assert undone.event_id not in ids
@@ -190,7 +161,7 @@ async def test_a_handed_over_row_whose_publish_failed_is_backed_off_then_sent_by
         return (await row(db, sent.event_id))["published_at"] is not None
 
     await eventually(marked)
-    assert bus.published == [sent.event_id]
+    assert bus.published_ids == [sent.event_id]
 
 
 async def test_rows_a_relay_never_published_are_sent_by_another_once_their_grace_passed(
@@ -205,7 +176,7 @@ async def test_rows_a_relay_never_published_are_sent_by_another_once_their_grace
     assert await survivor.run_once() == 0, "within the grace the row is its committer's"
     await asyncio.sleep(0.6)
     assert await survivor.run_once() == 1
-    assert bus.published == [sent.event_id]
+    assert bus.published_ids == [sent.event_id]
 
 
 async def test_a_scan_of_the_same_relay_skips_rows_it_is_publishing_from_memory(
@@ -227,7 +198,7 @@ async def test_a_scan_of_the_same_relay_skips_rows_it_is_publishing_from_memory(
         return (await row(db, sent.event_id))["published_at"] is not None
 
     await eventually(marked)
-    assert bus.published == [sent.event_id]
+    assert bus.published_ids == [sent.event_id]
 
 
 async def test_run_once_publishes_what_was_handed_over_even_without_the_loop(
@@ -239,7 +210,7 @@ async def test_run_once_publishes_what_was_handed_over_even_without_the_loop(
     await watched_commit(db, relay, sent)
     await relay.run_once()
 
-    assert bus.published == [sent.event_id]
+    assert bus.published_ids == [sent.event_id]
     assert (await row(db, sent.event_id))["published_at"] is not None
 
 
@@ -254,5 +225,5 @@ async def test_stopping_publishes_what_was_handed_over_instead_of_leaving_it_for
     await watched_commit(db, relay, *sent)
     await relay.stop()
 
-    assert sorted(bus.published) == sorted(e.event_id for e in sent)
+    assert sorted(bus.published_ids) == sorted(e.event_id for e in sent)
     assert all([(await row(db, e.event_id))["published_at"] is not None for e in sent])

@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from fleet.common.app import ServiceModule
 from fleet.common.config import Settings
 from fleet.common.db import Database, service_metadata
+from fleet.common.messaging import Envelope, ExchangeName, InMemoryBus, MessageBus, PublishError
+from fleet.common.outbox import OutboxRelay
 from fleet.common.saga import SagaCommand
 
 LOCAL_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -288,3 +290,51 @@ def demo_module(*routers: APIRouter, migrations: Path, name: str = "demo") -> Se
         routers=list(routers),
         migrations=migrations,
     )
+
+
+class RecordingBus(InMemoryBus):
+    """An in-memory bus for outbox tests: remembers what it published, can be switched off
+    (`down`: every publish fails) or held (`gate`: publishes wait until it is set)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[Envelope] = []
+        self.down = False
+        self.arrived = asyncio.Event()  # something was published
+        self.publishing = asyncio.Event()  # a publish has begun
+        self.gate: asyncio.Event | None = None
+
+    @property
+    def published_ids(self) -> list[uuid.UUID]:
+        return [e.event_id for e in self.published]
+
+    async def publish(self, envelope: Envelope, *, exchange: ExchangeName = "events") -> None:
+        self.publishing.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        await asyncio.sleep(0)  # let concurrent relays interleave
+        if self.down:
+            raise PublishError("broker unreachable")
+        await super().publish(envelope, exchange=exchange)
+        self.published.append(envelope)
+        self.arrived.set()
+
+
+@asynccontextmanager
+async def relay_factory(
+    db: Database, bus: MessageBus, table: Table
+) -> AsyncIterator[Callable[..., OutboxRelay]]:
+    """`make(**options)` builds an `OutboxRelay` on `table`; every relay made is stopped at the
+    end of the block."""
+    made: list[OutboxRelay] = []
+
+    def make(**options: Any) -> OutboxRelay:
+        relay = OutboxRelay(db, bus, table, **options)
+        made.append(relay)
+        return relay
+
+    try:
+        yield make
+    finally:
+        for relay in made:
+            await relay.stop()
