@@ -35,10 +35,8 @@ def multi_line(value: str) -> str:
 
 
 # The validators give the error message; the patterns tell clients the rule (OpenAPI) without
-# being checked twice.
-OneLine = Annotated[
-    str, AfterValidator(one_line), Field(json_schema_extra={"pattern": ONE_LINE_PATTERN})
-]
-MultiLine = Annotated[
-    str, AfterValidator(multi_line), Field(json_schema_extra={"pattern": MULTI_LINE_PATTERN})
-]
+# being checked twice. Add the `*_SCHEMA` to an `Annotated` text type of one's own.
+ONE_LINE_SCHEMA = Field(json_schema_extra={"pattern": ONE_LINE_PATTERN})
+MULTI_LINE_SCHEMA = Field(json_schema_extra={"pattern": MULTI_LINE_PATTERN})
+OneLine = Annotated[str, AfterValidator(one_line), ONE_LINE_SCHEMA]
+MultiLine = Annotated[str, AfterValidator(multi_line), MULTI_LINE_SCHEMA]

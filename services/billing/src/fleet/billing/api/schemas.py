@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleet.common.geo import Point
+from fleet.common.numbers import WHOLE
 from fleet.common.text import OneLine
 
 InvoiceStatus = Literal["issued", "paid", "failed"]
@@ -19,7 +20,7 @@ class Strict(BaseModel):
 
 
 # Strict: money is never parsed from strings, floats or booleans (`false` is not 0 cents).
-Cents = Annotated[int, Field(strict=True, ge=0, le=100_000)]
+Cents = Annotated[int, Field(strict=True, ge=0, le=100_000), WHOLE]
 
 
 class TariffIn(Strict):

@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from fleet.common.auth import Role
-from fleet.common.text import ONE_LINE_PATTERN, MultiLine, one_line
+from fleet.common.numbers import WholeNumber
+from fleet.common.text import ONE_LINE_SCHEMA, MultiLine, one_line
 from fleet.user.domain.users import User
 from fleet.user.domain.wallet import Wallet
 
@@ -27,7 +28,7 @@ class RegisterIn(Strict):
         str,
         StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
         AfterValidator(one_line),
-        Field(json_schema_extra={"pattern": ONE_LINE_PATTERN}),
+        ONE_LINE_SCHEMA,
     ]
 
 
@@ -64,7 +65,7 @@ class WalletOut(BaseModel):
 
 class TopUpIn(Strict):
     # strict: money is never parsed from strings, floats or booleans
-    amount_cents: int = Field(strict=True, ge=1, le=MAX_TOP_UP_CENTS)
+    amount_cents: WholeNumber = Field(ge=1, le=MAX_TOP_UP_CENTS)
 
 
 class NotificationOut(BaseModel):
@@ -78,7 +79,7 @@ class NotificationOut(BaseModel):
 
 class FeedbackIn(Strict):
     trip_id: uuid.UUID
-    rating: int = Field(strict=True, ge=1, le=5)
+    rating: WholeNumber = Field(ge=1, le=5)
     comment: MultiLine | None = Field(None, max_length=1000)
 
 

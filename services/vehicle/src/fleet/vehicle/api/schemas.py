@@ -19,7 +19,8 @@ from pydantic import (
 )
 
 from fleet.common.db import utcnow
-from fleet.common.text import multi_line, one_line
+from fleet.common.numbers import WHOLE
+from fleet.common.text import MULTI_LINE_SCHEMA, ONE_LINE_SCHEMA, multi_line, one_line
 from fleet.vehicle.domain.diagnostics import Severity
 from fleet.vehicle.domain.status import VehicleStatus
 from fleet.vehicle.domain.telemetry import MAX_BATCH, MAX_SPEED_KPH, check_recorded_at
@@ -29,12 +30,12 @@ def _stripped(max_length: int) -> StringConstraints:
     return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
 
 
-ModelName = Annotated[str, _stripped(64), AfterValidator(one_line)]
-Code = Annotated[str, _stripped(32), AfterValidator(one_line)]
-Message = Annotated[str, _stripped(2000), AfterValidator(multi_line)]
+ModelName = Annotated[str, _stripped(64), AfterValidator(one_line), ONE_LINE_SCHEMA]
+Code = Annotated[str, _stripped(32), AfterValidator(one_line), ONE_LINE_SCHEMA]
+Message = Annotated[str, _stripped(2000), AfterValidator(multi_line), MULTI_LINE_SCHEMA]
 Lat = Annotated[float, Field(ge=-90, le=90, strict=True, allow_inf_nan=False)]
 Lon = Annotated[float, Field(ge=-180, le=180, strict=True, allow_inf_nan=False)]
-Seats = Annotated[int, Field(ge=1, le=9, strict=True)]
+Seats = Annotated[int, Field(ge=1, le=9, strict=True), WHOLE]
 Percent = Annotated[float, Field(ge=0, le=100, strict=True, allow_inf_nan=False)]
 
 
