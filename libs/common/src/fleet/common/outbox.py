@@ -143,7 +143,8 @@ async def enqueue(
     }
     buffer = session.info.get(OUTBOX_BUFFER)
     # A group commit inserts its rows at the end; a row enqueued in a savepoint must go (and
-    # roll back) with it. The order of publication is `created_at`'s, whenever the row is written.
+    # roll back) with it. A scan publishes in `created_at` order, whenever the row was written;
+    # a hand-over in the order the transactions committed.
     if buffer is not None and not nested:
         buffer.append((table, row))
         return
