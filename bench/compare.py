@@ -37,6 +37,7 @@ from benchkit.report import add_results_dir_option, table, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SIDES = ("A", "B")  # A: the baseline (--against / --baseline-dir), B: this checkout
+MIN_OVERLAP = 0.9  # of the longer booking phase, or the pair compares different conditions
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,20 @@ class Side:
 
 
 @dataclass
+class Phase:
+    """When a side's bookings began and ended (monotonic seconds, as its output said so)."""
+
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass
 class Run:
     """One side's benchmark in one pair: its summary, read from its JSON result."""
 
     side: str
     summary: dict[str, Any]
+    phase: Phase
 
     def cpu_ms(self) -> dict[str, float]:
         """CPU ms per booking of the stack's own processes (the shared servers left out)."""
@@ -119,18 +129,31 @@ def _git(*args: str) -> None:
     subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True)
 
 
-def _relay(prefix: str, stream: IO[bytes]) -> None:
-    """Print a side's progress lines, prefixed, as they come."""
+def _relay(prefix: str, stream: IO[bytes], phase: Phase) -> None:
+    """Print a side's progress lines, prefixed, as they come; note when its bookings run."""
     for raw in stream:
         line = raw.decode(errors="replace").rstrip()
         if line.startswith("[") and "]" in line:  # saga.py's own log lines, not its tables
             print(f"  {prefix} {line}", flush=True)
+            if "] booking " in line:
+                phase.start = time.monotonic()
+            elif "] done: " in line:
+                phase.end = time.monotonic()
+
+
+def overlap(a: Phase, b: Phase) -> float:
+    """How much of the longer booking phase the two phases share (0..1; 0 if unknown)."""
+    if a.start is None or a.end is None or b.start is None or b.end is None:
+        return 0.0
+    shared = min(a.end, b.end) - max(a.start, b.start)
+    longest = max(a.end - a.start, b.end - b.start)
+    return max(shared, 0.0) / longest if longest > 0 else 0.0
 
 
 def run_pair(sides: tuple[Side, Side], first: str, saga_args: list[str], out: Path) -> list[Run]:
     """Both sides' benchmarks at the same time (`first` started first); their summaries."""
     order = sorted(sides, key=lambda s: s.name != first)
-    procs: list[tuple[Side, subprocess.Popen[bytes], threading.Thread, Path]] = []
+    procs: list[tuple[Side, subprocess.Popen[bytes], threading.Thread, Path, Phase]] = []
     for side in order:
         results = out / side.name
         cmd = [side.python, str(side.root / "bench" / "saga.py"), "--no-baseline"]
@@ -141,24 +164,27 @@ def run_pair(sides: tuple[Side, Side], first: str, saga_args: list[str], out: Pa
         stdout = proc.stdout
         if stdout is None:  # cannot happen with stdout=PIPE; it narrows the type
             raise RuntimeError("no output pipe")
-        reader = threading.Thread(target=_relay, args=(side.name, stdout), daemon=True)
+        phase = Phase()
+        reader = threading.Thread(target=_relay, args=(side.name, stdout, phase), daemon=True)
         reader.start()
-        procs.append((side, proc, reader, results))
+        procs.append((side, proc, reader, results, phase))
         time.sleep(0.3)  # the first really is first
     runs = []
-    for side, proc, reader, results in procs:
+    for side, proc, reader, results, phase in procs:
         if proc.wait() != 0:
             raise SystemExit(f"side {side.name} ({side.label}) failed with {proc.returncode}")
         reader.join()
         latest = sorted(results.glob("saga-*.json"))[-1]
-        runs.append(Run(side.name, json.loads(latest.read_text())["summary"]))
+        runs.append(Run(side.name, json.loads(latest.read_text())["summary"], phase))
     return sorted(runs, key=lambda r: r.side)
 
 
 def pair_rows(number: int, first: str, runs: list[Run]) -> list[list[str]]:
     a, b = runs
+    shared = overlap(a.phase, b.phase)
     rows = [
-        [f"pair {number} ({first} first): confirmed/s", *_cells(a, b, "confirmed_per_s")],
+        [f"pair {number} ({first} first): bookings ran together", "", "", f"{shared:.0%}"],
+        ["  confirmed/s", *_cells(a, b, "confirmed_per_s")],
         ["  saga p50 ms", *_cells(a, b, "saga_completed", "p50_ms")],
         ["  saga p95 ms", *_cells(a, b, "saga_completed", "p95_ms")],
         ["  POST /trips → 202 p50 ms", *_cells(a, b, "post_trips_202", "p50_ms")],
@@ -208,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"pair {number}: both stacks at once, {first} started first")
                 runs = run_pair((there, here), first, args.saga_args, out / f"pair{number}")
                 pairs.append(runs)
+                if overlap(*(r.phase for r in runs)) < MIN_OVERLAP:
+                    log(
+                        f"warning: pair {number}'s bookings ran together for less than "
+                        f"{MIN_OVERLAP:.0%} of the time: not a fair comparison (more bookings?)"
+                    )
                 rows += pair_rows(number, first, runs)
     finally:
         shutil.rmtree(out, ignore_errors=True)
