@@ -6,7 +6,8 @@ the machine does, and each stack's own processes' CPU time per booking compares;
 PostgreSQL and RabbitMQ servers cannot be split between them and are left out.
 
 `--against REV` checks REV out in a temporary git worktree, installs its environment there
-(`uv sync --locked --all-packages`: uv must be on PATH) and removes it afterwards; `--baseline-dir
+(`uv sync --locked --all-packages`: the uv of `$UV`, which `uv run` sets, or of PATH) and
+removes it afterwards; `--baseline-dir
 DIR` uses a checkout that is already installed (its `.venv`, or this interpreter if DIR is this
 checkout). Each pair runs `bench/saga.py --no-baseline` of both sides with the same options;
 `--pairs N` alternates which side starts first. Options after `--` go to both `saga.py` runs.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -105,7 +107,7 @@ def baseline(args: argparse.Namespace) -> Iterator[Side]:
     tree = folder / "tree"
     _git("worktree", "add", "--detach", str(tree), args.against)
     try:
-        uv = shutil.which("uv")
+        uv = os.environ.get("UV") or shutil.which("uv")  # `uv run` sets UV to itself
         if uv is None:
             raise SystemExit("uv is not on PATH: it installs the revision's environment")
         log(f"installing {args.against} in {tree}")

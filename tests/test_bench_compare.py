@@ -1,8 +1,8 @@
 """bench/compare.py: the booking benchmark of two checkouts run at the same time, compared.
 
-The smoke run compares this checkout with itself (`--baseline-dir`), which goes through the
-whole path but the worktree set-up of `--against REV` (that needs uv on PATH to install the
-revision; see docs/performance.md for a run of it).
+The smoke run compares this checkout with its own HEAD checked out in a temporary worktree
+(`--against HEAD`): the whole path, worktree and `uv sync` included (uv is found through `$UV`,
+which `uv run` — hence `make test` — sets).
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ def compare(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProc
 def test_both_sides_run_at_once_and_each_process_cpu_is_printed_side_by_side(
     tmp_path: Path,
 ) -> None:
+    worktrees_before = _worktrees()
     out = compare(
-        *("--baseline-dir", ROOT, "--results-dir", tmp_path),
+        *("--against", "HEAD", "--results-dir", tmp_path),
         *("--", "--bookings", "6", "--concurrency", "2"),
     )
 
@@ -58,6 +59,14 @@ def test_both_sides_run_at_once_and_each_process_cpu_is_printed_side_by_side(
     (pair,) = data["summary"]["pairs"]
     assert [side["confirmed"] for side in pair] == [6, 6]
     assert all(side["cpu_s"]["trip"] > 0 for side in pair)
+    assert _worktrees() == worktrees_before, "the temporary worktree is removed"
+
+
+def _worktrees() -> str:
+    listed = subprocess.run(
+        ["git", "worktree", "list", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+    )
+    return listed.stdout
 
 
 def test_options_the_comparison_sets_itself_are_refused() -> None:
