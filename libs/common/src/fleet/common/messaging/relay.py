@@ -95,8 +95,8 @@ class OutboxRelay:
 
     Publishes what the transactions it `watch`es hand over as they commit, and scans the table
     on `notify()` and every `poll_interval` seconds. On PostgreSQL, a scan claims rows with
-    `FOR UPDATE SKIP LOCKED` inside the transaction that marks them, so several relays
-    (replicas) never publish the same row twice; on SQLite (embedded mode: one process) they
+    `FOR UPDATE SKIP LOCKED` inside the transaction that marks them, so the scans of several
+    relays (replicas) never take the same row twice; on SQLite (embedded mode: one process) they
     are read, published, then marked.
     """
 
@@ -194,8 +194,7 @@ class OutboxRelay:
     async def run_once(self) -> int:
         """Publish what was handed over, then every due row of the table; the number of rows
         the scan published."""
-        while self._handed:
-            await self._publish_handed()
+        await self._drain_handed()
         total = 0
         while not self._stopping:
             outcome = await self._batch()
@@ -246,8 +245,11 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), max(next_scan - loop.time(), 0.0))
         # Stopping: what was handed over still leaves now rather than after the grace.
         with contextlib.suppress(Exception):
-            while self._handed:
-                await self._publish_handed()
+            await self._drain_handed()
+
+    async def _drain_handed(self) -> None:
+        while self._handed:
+            await self._publish_handed()
 
     async def _publish_handed(self) -> None:
         """Publish handed-over rows (a batch), then mark them; failures get their back-off."""
@@ -259,8 +261,7 @@ class OutboxRelay:
                 await self._mark_now(outcome.published)
             if outcome.failed:
                 async with self.db.transaction() as session:
-                    for failed, error in outcome.failed:
-                        await self._reschedule(session, failed, error)
+                    await self._record(session, _Outcome([], outcome.failed))
         finally:
             # Unmarked rows (the database failed) are the scans' once their grace is over.
             self._inflight.difference_update(row.id for row in batch)
@@ -311,8 +312,8 @@ class OutboxRelay:
                 stmt = stmt.with_for_update(skip_locked=True)
             self._due_queries[lock] = stmt
         rows = (await session.execute(stmt, {"now": utcnow()})).all()
-        # A row this process is publishing from memory is not due (its grace outlasts that),
-        # unless the clock moved: the in-memory publish has it.
+        # Rows this process is publishing from memory stay theirs, even if already due (their
+        # transaction outlasted the grace, or the grace is 0).
         inflight = self._inflight
         return [_Due(r.id, r.exchange, r.body, r.attempts) for r in rows if r.id not in inflight]
 
