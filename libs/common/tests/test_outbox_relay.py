@@ -1,4 +1,5 @@
-"""The transactional outbox and the inbox, on SQLite (embedded) and PostgreSQL."""
+"""The transactional outbox (its relay's scans and hand-over) and the inbox, on SQLite
+(embedded) and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -72,6 +73,12 @@ async def outbox_row(db: Database, event_id: uuid.UUID) -> dict[str, object]:
     async with db.session() as session:
         row = (await session.execute(select(outbox).where(outbox.c.id == event_id))).one()
     return dict(row._mapping)
+
+
+async def marked(db: Database, *envelopes: Envelope) -> bool:
+    """Whether every one of `envelopes` is marked published."""
+    rows = [await outbox_row(db, e.event_id) for e in envelopes]
+    return all(r["published_at"] is not None for r in rows)
 
 
 async def test_nothing_is_published_when_the_transaction_rolls_back(
@@ -170,12 +177,7 @@ async def test_failed_publish_is_kept_and_retried_after_a_back_off(
     await relay.start()
     await asyncio.wait_for(bus.arrived.wait(), 5)
     assert bus.published == [sent]
-    for _ in range(100):  # the mark is committed just after the confirm
-        if (await outbox_row(db, sent.event_id))["published_at"] is not None:
-            break
-        await asyncio.sleep(0.02)
-    else:
-        raise AssertionError("row not marked published")
+    await eventually(lambda: marked(db, sent))  # the mark is committed just after the confirm
 
 
 async def test_back_off_grows_with_attempts_and_is_capped(
@@ -265,6 +267,176 @@ async def test_purge_deletes_only_rows_published_long_ago(
     async with db.session() as session:
         left = set((await session.execute(select(outbox.c.id))).scalars())
     assert left == {recent.event_id, pending.event_id}
+
+
+# -- hand-over: a watched transaction's rows go from memory to the broker as it commits ---------
+# (`OutboxRelay.watch`): nothing of a rolled-back transaction or savepoint leaves, a failed
+# publish is backed off and sent by a scan, rows a relay never got to publish are sent by any
+# relay once their grace passed — and within the grace no scan publishes them a second time.
+
+
+async def watched_commit(db: Database, relay: OutboxRelay, *envelopes: Envelope) -> None:
+    async with db.transaction() as session:
+        relay.watch(session)
+        for envelope in envelopes:
+            await enqueue(session, envelope, table=outbox)
+
+
+async def test_a_watched_transaction_is_published_as_it_commits_without_waiting_for_a_scan(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    relay = make_relay(poll_interval=30.0, handoff_grace=60.0)
+    await relay.start()
+    await asyncio.sleep(0.1)  # its first scan found nothing; the next one is 30 s away
+    sent = [trip_completed(n) for n in range(3)]
+
+    await watched_commit(db, relay, *sent)
+
+    await eventually(lambda: marked(db, *sent), within=2.0)
+    assert bus.published_ids == [e.event_id for e in sent]
+    stored = await outbox_row(db, sent[0].event_id)
+    created, due = stored["created_at"], stored["next_attempt_at"]
+    assert isinstance(created, dt.datetime)
+    assert isinstance(due, dt.datetime)
+    assert due - created >= dt.timedelta(seconds=59), "written due only after the grace"
+
+
+async def test_a_rolled_back_watched_transaction_hands_nothing_over(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    relay = make_relay(poll_interval=30.0, handoff_grace=0.0)
+    await relay.start()
+
+    async def use_case() -> None:
+        async with db.transaction() as session:
+            relay.watch(session)
+            await enqueue(session, trip_completed(1), table=outbox)
+            raise RuntimeError("the use case failed after enqueueing")
+
+    with pytest.raises(RuntimeError):
+        await use_case()
+    await asyncio.sleep(0.2)
+
+    assert bus.published_ids == []
+    assert await relay.run_once() == 0
+    assert await relay.backlog() == (0, 0.0)
+
+
+async def test_a_rolled_back_savepoint_sends_nothing_and_a_released_one_sends_its_row(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    relay = make_relay(poll_interval=30.0)
+    await relay.start()
+    await asyncio.sleep(0.1)
+    undone, kept, outer = trip_completed(1), trip_completed(2), trip_completed(3)
+
+    async with db.transaction() as session:
+        relay.watch(session)
+        savepoint = await session.begin_nested()
+        await enqueue(session, undone, table=outbox)
+        await savepoint.rollback()
+        async with session.begin_nested():
+            await enqueue(session, kept, table=outbox)
+        await enqueue(session, outer, table=outbox)
+
+    async def both_sent() -> bool:
+        return len(bus.published_ids) >= 2
+
+    await eventually(both_sent, within=2.0)  # the savepoint's row by a scan the commit asked for
+    await asyncio.sleep(0.1)
+    assert sorted(bus.published_ids) == sorted([kept.event_id, outer.event_id])
+    async with db.session() as session:
+        ids = set((await session.execute(select(outbox.c.id))).scalars())
+    assert undone.event_id not in ids
+
+
+async def test_a_handed_over_row_whose_publish_failed_is_backed_off_then_sent_by_a_scan(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    relay = make_relay(poll_interval=0.05, backoff_base=0.3)
+    bus.down = True
+    await relay.start()
+    sent = trip_completed(4)
+
+    await watched_commit(db, relay, sent)
+
+    async def backed_off() -> bool:
+        return (await outbox_row(db, sent.event_id))["attempts"] == 1
+
+    await eventually(backed_off)
+    stored = await outbox_row(db, sent.event_id)
+    assert stored["published_at"] is None
+    assert "broker unreachable" in str(stored["last_error"])
+
+    bus.down = False
+
+    await eventually(lambda: marked(db, sent))
+    assert bus.published_ids == [sent.event_id]
+
+
+async def test_rows_a_relay_never_published_are_sent_by_another_once_their_grace_passed(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    crashed = make_relay(handoff_grace=0.5)  # never started: it dies right after the commit
+    survivor = make_relay()
+    sent = trip_completed(5)
+
+    await watched_commit(db, crashed, sent)
+
+    assert await survivor.run_once() == 0, "within the grace the row is its committer's"
+    await asyncio.sleep(0.6)
+    assert await survivor.run_once() == 1
+    assert bus.published_ids == [sent.event_id]
+
+
+async def test_a_scan_of_the_same_relay_skips_rows_it_is_publishing_from_memory(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    relay = make_relay(poll_interval=30.0, handoff_grace=0.0)  # due at once: only the
+    await relay.start()  # in-flight set keeps the scan away from the row being published
+    await asyncio.sleep(0.1)
+    bus.gate = asyncio.Event()
+    sent = trip_completed(6)
+
+    await watched_commit(db, relay, sent)
+    await asyncio.wait_for(bus.publishing.wait(), 5)  # the hand-over publish is under way
+
+    assert await relay.run_once() == 0
+    bus.gate.set()
+
+    await eventually(lambda: marked(db, sent))
+    assert bus.published_ids == [sent.event_id]
+
+
+async def test_run_once_publishes_what_was_handed_over_even_without_the_loop(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    relay = make_relay(handoff_grace=60.0)  # never started
+    sent = trip_completed(7)
+
+    await watched_commit(db, relay, sent)
+    await relay.run_once()
+
+    assert bus.published_ids == [sent.event_id]
+    assert await marked(db, sent)
+
+
+async def test_stopping_publishes_what_was_handed_over_instead_of_leaving_it_for_the_grace(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    relay = make_relay(poll_interval=30.0, handoff_grace=60.0)
+    await relay.start()
+    await asyncio.sleep(0.1)
+    sent = [trip_completed(n) for n in range(10, 15)]
+
+    await watched_commit(db, relay, *sent)
+    await relay.stop()
+
+    assert sorted(bus.published_ids) == sorted(e.event_id for e in sent)
+    assert await marked(db, *sent)
+
+
+# -- inbox --------------------------------------------------------------------------------
 
 
 async def test_inbox_claim_is_granted_once_per_consumer(db: Database) -> None:
