@@ -45,6 +45,10 @@ class Console:
         assert r.headers["content-type"].startswith("text/html")
         return r.text
 
+    async def follow(self, page: str, label: str) -> str:
+        """The page the link labelled `label` on `page` leads to."""
+        return await self.page(link(page, label).removeprefix(self.base))
+
     async def csrf(self, path: str = "/") -> str:
         found = CSRF.search(await self.page(path))
         assert found, "no CSRF token on the page"
@@ -295,7 +299,7 @@ async def test_lists_page_with_the_apis_cursor_and_keep_their_filter(
     first = await console.page("/vehicles?status=available&limit=2")
     assert "First page" not in first
     assert "status=available" in link(first, "Next page")
-    second = await console.page(link(first, "Next page").removeprefix("/console"))
+    second = await console.follow(first, "Next page")
 
     assert [i in first for i in ids] == [False, True, True]  # newest first
     assert [i in second for i in ids] == [True, False, False]
@@ -311,8 +315,8 @@ async def test_previous_page_leads_back_page_by_page_to_the_first_pages_items(
     await console.operator()
 
     first = await console.page("/vehicles?status=available&limit=1")
-    second = await console.page(link(first, "Next page").removeprefix("/console"))
-    third = await console.page(link(second, "Next page").removeprefix("/console"))
+    second = await console.follow(first, "Next page")
+    third = await console.follow(second, "Next page")
     assert [[i in p for i in ids] for p in (first, second, third)] == [
         [False, False, True],  # newest first
         [False, True, False],
@@ -320,7 +324,7 @@ async def test_previous_page_leads_back_page_by_page_to_the_first_pages_items(
     ]
     assert "Previous page" not in first
 
-    again_second = await console.page(link(third, PREVIOUS).removeprefix("/console"))
+    again_second = await console.follow(third, PREVIOUS)
     assert [i in again_second for i in ids] == [False, True, False]
     assert link(again_second, "Next page") == link(second, "Next page")
     to_first = link(again_second, PREVIOUS)
