@@ -2,7 +2,8 @@
 
 Both run on every message; building a statement and its cache key on every call cost as much
 CPU as its round trip. One message at a time (`enqueue`, `claim_inbox`) and a group commit
-(`flush_outbox`, `claim_inbox_many`) execute the same statements, with one row or many.
+(`flush_outbox`, `claim_inbox_many`) execute the same statements, with one row or many; on
+PostgreSQL the claim is `inbox_claim_array` for any number of ids, elsewhere `inbox_claim`.
 """
 
 from __future__ import annotations

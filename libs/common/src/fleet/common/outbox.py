@@ -33,8 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.common._group_commit import GroupCommit, InboxHandler
-from fleet.common._outbox_sql import OUTBOX_BUFFER, OUTBOX_HANDOFF, inbox_claim, outbox_insert
+from fleet.common._group_commit import GroupCommit, InboxHandler, claim_inbox_many
+from fleet.common._outbox_sql import OUTBOX_BUFFER, OUTBOX_HANDOFF, outbox_insert
 from fleet.common.db import Database, UTCDateTime, utcnow
 from fleet.common.logging import get_logger
 from fleet.common.messaging.bus import ExchangeName, Handler
@@ -155,9 +155,7 @@ async def claim_inbox(
     session: AsyncSession, consumer: str, event_id: uuid.UUID, *, table: Table
 ) -> bool:
     """Record that `consumer` handles `event_id`; False if it already did (then skip it)."""
-    stmt = inbox_claim(session.get_bind().dialect.name, table)
-    params = {"consumer": consumer, "event_id": event_id, "handled_at": utcnow()}
-    return (await session.execute(stmt, params)).first() is not None
+    return event_id in await claim_inbox_many(session, consumer, [event_id], table=table)
 
 
 def handle_once(
