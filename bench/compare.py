@@ -172,12 +172,20 @@ def run_pair(sides: tuple[Side, Side], first: str, saga_args: list[str], out: Pa
         procs.append((side, proc, reader, results, phase))
         time.sleep(0.3)  # the first really is first
     runs = []
-    for side, proc, reader, results, phase in procs:
-        if proc.wait() != 0:
-            raise SystemExit(f"side {side.name} ({side.label}) failed with {proc.returncode}")
-        reader.join()
-        latest = sorted(results.glob("saga-*.json"))[-1]
-        runs.append(Run(side.name, json.loads(latest.read_text())["summary"], phase))
+    try:
+        for side, proc, reader, results, phase in procs:
+            if proc.wait() != 0:
+                raise SystemExit(f"side {side.name} ({side.label}) failed with {proc.returncode}")
+            reader.join()
+            latest = sorted(results.glob("saga-*.json"))[-1]
+            runs.append(Run(side.name, json.loads(latest.read_text())["summary"], phase))
+    finally:
+        # One side failed (or Ctrl-C): SIGTERM makes the other remove its stack, database and
+        # vhost (saga.py's exit_on_sigterm) instead of being left running.
+        for _, proc, *_rest in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(60)
     return sorted(runs, key=lambda r: r.side)
 
 
@@ -224,6 +232,7 @@ def summary_rows(pairs: list[list[Run]]) -> list[list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    load_before = os.getloadavg()  # other work on the machine skews both sides
     here = Side("B", f"this checkout ({ROOT})", ROOT, sys.executable)
     out = Path(tempfile.mkdtemp(prefix="fleet-compare-results-"))
     pairs: list[list[Run]] = []
@@ -250,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + table(title, ["", "A", "B", "B vs A"], rows) + "\n")
     result: dict[str, Any] = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "load_average_before": None,
+        "load_average_before": load_before,
         "summary": {"pairs": [[r.summary for r in p] for p in pairs], "rows": rows},
         "baselines": {},
         "errors": [],

@@ -79,3 +79,9 @@ def test_a_baseline_is_required() -> None:
     out = compare("--", "--bookings", "6", timeout=60)
     assert out.returncode == 2
     assert "--against" in out.stderr
+
+
+def test_a_side_that_fails_stops_the_comparison_with_its_exit_code() -> None:
+    out = compare("--baseline-dir", ROOT, "--", "--bookings", "0", timeout=120)
+    assert out.returncode != 0
+    assert "failed with 2" in out.stdout + out.stderr
