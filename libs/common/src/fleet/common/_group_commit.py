@@ -33,12 +33,18 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.common._outbox_sql import OUTBOX_BUFFER, inbox_claim, inbox_claim_array, outbox_insert
+from fleet.common._outbox_sql import (
+    OUTBOX_BUFFER,
+    inbox_claim,
+    inbox_claim_array,
+    insert_outbox_rows,
+)
 from fleet.common.db import Database, utcnow
 from fleet.common.logging import get_logger
 from fleet.common.messaging.bus import Handler, describe_error
 from fleet.common.messaging.envelope import Envelope
 from fleet.common.messaging.relay import OutboxRelay
+from fleet.common.native import native
 
 log = get_logger("fleet.outbox")
 
@@ -59,6 +65,8 @@ async def claim_inbox_many(
     dialect, now = session.get_bind().dialect.name, utcnow()
     if dialect == "postgresql":
         params = {"consumer": consumer, "event_ids": list(event_ids), "handled_at": now}
+        if (pg := await native(session)) is not None:
+            return {row[0] for row in await pg.fetch_compiled(inbox_claim_array(table), params)}
         result = await session.execute(inbox_claim_array(table), params)
     else:
         rows = [{"consumer": consumer, "event_id": i, "handled_at": now} for i in event_ids]
@@ -78,7 +86,7 @@ async def flush_outbox(session: AsyncSession) -> None:
     for table, row in buffer:
         by_table.setdefault(table, []).append(row)
     for table, rows in by_table.items():
-        await session.execute(outbox_insert(table), rows)
+        await insert_outbox_rows(session, table, rows)
 
 
 class GroupCommit:

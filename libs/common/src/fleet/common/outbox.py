@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common._group_commit import GroupCommit, InboxHandler, claim_inbox_many
-from fleet.common._outbox_sql import OUTBOX_BUFFER, OUTBOX_HANDOFF, outbox_insert
+from fleet.common._outbox_sql import OUTBOX_BUFFER, OUTBOX_HANDOFF, insert_outbox_rows
 from fleet.common.db import Database, UTCDateTime, utcnow
 from fleet.common.logging import get_logger
 from fleet.common.messaging.bus import ExchangeName, Handler
@@ -148,7 +148,7 @@ async def enqueue(
     if buffer is not None and not nested:
         buffer.append((table, row))
         return
-    await session.execute(outbox_insert(table), row)
+    await insert_outbox_rows(session, table, [row])
 
 
 async def claim_inbox(

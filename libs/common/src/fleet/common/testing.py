@@ -22,6 +22,7 @@ from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, event, in
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from fleet.common import native
 from fleet.common.app import ServiceModule
 from fleet.common.config import Settings
 from fleet.common.db import Database, service_metadata
@@ -203,17 +204,22 @@ class CommandOutbox:
 @contextmanager
 def recorded_statements(db: Database) -> Iterator[list[str]]:
     """The SQL statements `db` sends while the block runs, whitespace-normalised and upper-cased
-    (BEGIN and COMMIT are not included)."""
+    (BEGIN and COMMIT are not included): SQLAlchemy's and, on PostgreSQL, those sent through
+    asyncpg directly (`fleet.common.native`)."""
     seen: list[str] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+    def record(statement: str) -> None:
         seen.append(" ".join(statement.split()).upper())
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    def record_cursor(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        record(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record_cursor)
     try:
-        yield seen
+        with native.watching(db.engine, record):
+            yield seen
     finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record_cursor)
 
 
 async def eventually(check: Callable[[], Awaitable[bool] | bool], within: float = 5.0) -> None:

@@ -41,6 +41,7 @@ from fleet.common.db import Database, after_commit, utcnow
 from fleet.common.logging import get_logger
 from fleet.common.messaging.bus import ExchangeName, MessageBus, describe_error
 from fleet.common.messaging.envelope import Envelope
+from fleet.common.native import native_autocommit
 from fleet.common.tracing import messaging_system, publish_span
 
 log = get_logger("fleet.outbox")
@@ -273,7 +274,11 @@ class OutboxRelay:
                 await session.execute(self._mark, params)
             return
         async with self._autocommit.connect() as connection:
-            await connection.execute(self._mark, params)
+            pg = await native_autocommit(connection)
+            if pg is not None:
+                await pg.fetch_compiled(self._mark, params)
+            else:
+                await connection.execute(self._mark, params)
 
     async def _purge_now_and_then(self) -> None:
         now = asyncio.get_running_loop().time()

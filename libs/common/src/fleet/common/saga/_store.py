@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import insert_for
 from fleet.common.errors import ConflictError
+from fleet.common.native import Native, native
 from fleet.common.saga._model import Phase, SagaState, SagaStatus, StepState, StepStatus
 from fleet.common.saga._store_pg import save_statement
 from fleet.common.saga._tables import SagaTables
@@ -68,7 +69,10 @@ class SagaStore:
         changed = [step for step, record in frozen if state.persisted.get(step.key) != record]
         if _dialect(session) == "postgresql":
             statement, params = save_statement(self.sagas, self.steps, session, state, changed)
-            written = (await session.execute(statement, params)).scalar_one() == 1
+            if (pg := await native(session)) is not None:
+                written = (await pg.fetch_compiled(statement, params))[0][0] == 1
+            else:
+                written = (await session.execute(statement, params)).scalar_one() == 1
         else:
             written = await self._save_portably(session, state, changed)
         if not written:
@@ -118,12 +122,13 @@ class SagaStore:
                 .values(version=self.sagas.c.version)
             )
         query = self._load_query(dialect, lock)
-        row = (await session.execute(query, {"saga_id": saga_id})).mappings().one_or_none()
+        pg = await native(session)
+        row = await _one_or_none(session, pg, query, saga_id)
         if row is not None and row.get("seen_version", row["version"]) != row["version"]:
             # FOR UPDATE waited for a concurrent writer's commit and returned the saga row as
             # it committed, but the step subquery read with the snapshot taken before: read
             # again now that the lock is ours (a fresh snapshot, nobody else can write).
-            row = (await session.execute(query, {"saga_id": saga_id})).mappings().one_or_none()
+            row = await _one_or_none(session, pg, query, saga_id)
         return self._state(row) if row is not None else None
 
     def _load_query(self, dialect: str, lock: bool) -> Select[Any]:
@@ -255,6 +260,17 @@ def _instant(value: str | None) -> dt.datetime | None:
         return None
     parsed = dt.datetime.fromisoformat(value)
     return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+async def _one_or_none(
+    session: AsyncSession, pg: Native | None, query: Select[Any], saga_id: uuid.UUID
+) -> Any:
+    """The saga's row by column name (an asyncpg `Record` on PostgreSQL: no result processing,
+    JSON decoded by the driver, timestamps already aware), or None."""
+    if pg is not None:
+        rows = await pg.fetch_compiled(query, {"saga_id": saga_id})
+        return rows[0] if rows else None
+    return (await session.execute(query, {"saga_id": saga_id})).mappings().one_or_none()
 
 
 def _dialect(session: AsyncSession) -> str:
