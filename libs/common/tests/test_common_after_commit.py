@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import Column, Integer, Table, insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import Database, after_commit, service_metadata
 from fleet.common.testing import tables_database
@@ -54,3 +55,30 @@ async def test_work_deferred_in_a_rolled_back_transaction_never_runs(db: Databas
         await session.execute(insert(things).values(n=4))
 
     assert ran == []
+
+
+async def test_work_deferred_in_a_session_of_another_factory_runs_at_its_commit(
+    db: Database,
+) -> None:
+    ran: list[str] = []
+    async with AsyncSession(db.engine) as session, session.begin():
+        after_commit(session, lambda: ran.append("committed"))
+        await session.execute(insert(things).values(n=5))
+        assert ran == []
+    assert ran == ["committed"]
+
+
+async def test_a_session_used_twice_runs_only_the_work_of_its_committed_transaction(
+    db: Database,
+) -> None:
+    ran: list[str] = []
+    async with db.session() as session:
+        await session.begin()
+        after_commit(session, lambda: ran.append("first, rolled back"))
+        await session.execute(insert(things).values(n=6))
+        await session.rollback()
+        await session.begin()
+        after_commit(session, lambda: ran.append("second"))
+        await session.execute(insert(things).values(n=7))
+        await session.commit()
+    assert ran == ["second"]

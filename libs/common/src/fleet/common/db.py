@@ -121,7 +121,9 @@ class Database:
         else:
             event.listen(engine.sync_engine, "checkout", _drop_if_closed)
         self.engine: AsyncEngine = engine
-        self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        self.sessionmaker = async_sessionmaker(
+            engine, expire_on_commit=False, sync_session_class=FleetSession
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -189,6 +191,12 @@ async def ensure_database(url: str) -> bool:
 _AFTER_COMMIT = "fleet.after_commit"
 
 
+class FleetSession(Session):
+    """The sessions of a `Database`: `after_commit` callbacks are run by listeners registered
+    once on this class, not by two listeners added to every session (adding them cost more
+    than a transaction's BEGIN and COMMIT)."""
+
+
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     """Run `callback` once the session's current outermost transaction commits.
 
@@ -196,19 +204,20 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     drops it. A failing callback is logged, never raised: the transaction already committed.
     """
     sync = session.sync_session
-    if _AFTER_COMMIT not in sync.info:
-        sync.info[_AFTER_COMMIT] = []
-        event.listen(sync, "after_commit", _run_after_commit)
-        event.listen(sync, "after_transaction_end", _drop_after_commit)
-    pending: list[Callable[[], None]] = sync.info[_AFTER_COMMIT]
+    pending: list[Callable[[], None]] | None = sync.info.get(_AFTER_COMMIT)
+    if pending is None:
+        pending = sync.info[_AFTER_COMMIT] = []
+        if not isinstance(sync, FleetSession):  # a session of another factory
+            event.listen(sync, "after_commit", _run_after_commit)
+            event.listen(sync, "after_transaction_end", _drop_after_commit)
     pending.append(callback)
 
 
 def _run_after_commit(session: Session) -> None:
     # SQLAlchemy signals a savepoint's release as a commit too: wait for the outermost one.
-    if session.in_nested_transaction():
+    pending: list[Callable[[], None]] | None = session.info.get(_AFTER_COMMIT)
+    if not pending or session.in_nested_transaction():
         return
-    pending: list[Callable[[], None]] = session.info[_AFTER_COMMIT]
     callbacks = list(pending)
     pending.clear()
     for callback in callbacks:
@@ -220,5 +229,10 @@ def _run_after_commit(session: Session) -> None:
 
 def _drop_after_commit(session: Session, transaction: SessionTransaction, *_: Any) -> None:
     # Savepoints end too (a failed local step); only the outermost end drops what is left.
-    if transaction.parent is None:
-        session.info[_AFTER_COMMIT].clear()
+    pending: list[Callable[[], None]] | None = session.info.get(_AFTER_COMMIT)
+    if pending and transaction.parent is None:
+        pending.clear()
+
+
+event.listen(FleetSession, "after_commit", _run_after_commit)
+event.listen(FleetSession, "after_transaction_end", _drop_after_commit)
