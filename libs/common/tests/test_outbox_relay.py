@@ -23,7 +23,13 @@ from fleet.common.outbox import (
     outbox_table,
     purge_inbox,
 )
-from fleet.common.testing import RecordingBus, eventually, relay_factory, tables_database
+from fleet.common.testing import (
+    RecordingBus,
+    eventually,
+    recorded_statements,
+    relay_factory,
+    tables_database,
+)
 
 SCHEMA = "outbox_test"
 metadata = service_metadata(SCHEMA)
@@ -434,6 +440,47 @@ async def test_stopping_publishes_what_was_handed_over_instead_of_leaving_it_for
 
     assert sorted(bus.published_ids) == sorted(e.event_id for e in sent)
     assert await marked(db, *sent)
+
+
+async def test_rows_handed_over_one_after_another_are_published_at_once_and_marked_together(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    relay = make_relay(poll_interval=30.0, handoff_grace=60.0, mark_interval=0.5)
+    await relay.start()
+    await asyncio.sleep(0.1)
+    sent = [trip_completed(n) for n in range(20, 23)]
+
+    with recorded_statements(db) as seen:
+        for count, envelope in enumerate(sent, start=1):
+            await watched_commit(db, relay, envelope)
+            await eventually(lambda: len(bus.published_ids) == count)  # noqa: B023 (awaited here)
+        assert not await marked(db, *sent)  # no mark between one publish and the next
+        await eventually(lambda: marked(db, *sent))
+
+    marks = [s for s in seen if s.startswith("UPDATE") and ".OUTBOX SET PUBLISHED_AT" in s]
+    assert len(marks) == 1
+    assert bus.published_ids == [e.event_id for e in sent]
+
+
+async def test_a_published_row_waiting_for_its_mark_is_not_sent_again_by_a_scan(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    # Due at once (no grace) and not marked for a long while: only the relay's in-flight set
+    # keeps its own scan from publishing the row a second time.
+    relay = make_relay(poll_interval=30.0, handoff_grace=0.0, mark_interval=30.0)
+    await relay.start()
+    await asyncio.sleep(0.1)
+    sent = trip_completed(24)
+
+    await watched_commit(db, relay, sent)
+    await eventually(lambda: bus.published_ids == [sent.event_id])
+    relay.notify()
+    await asyncio.sleep(0.3)
+    assert not await marked(db, sent)
+
+    await relay.stop()  # marks what it published
+    assert await marked(db, sent)
+    assert bus.published_ids == [sent.event_id]
 
 
 # -- inbox --------------------------------------------------------------------------------

@@ -29,15 +29,16 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 from sqlalchemy import exc
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.pool import Pool
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from fleet.common import tracing
 
 _NATIVE = "fleet.native"
-_WATCHERS: list[tuple[Engine, Callable[[str], None]]] = []
+_WATCHERS: list[tuple[Pool, Callable[[str], None]]] = []
 # id(statement) → (statement, SQL, parameter names, values of its literal parameters); the
 # statement is kept so that its id stays its own.
 _COMPILED: dict[tuple[int, str], tuple[ClauseElement, str, tuple[str, ...], dict[str, Any]]] = {}
@@ -46,11 +47,11 @@ _COMPILED: dict[tuple[int, str], tuple[ClauseElement, str, tuple[str, ...], dict
 class Native:
     """An asyncpg connection inside a session's transaction (or an autocommit connection)."""
 
-    __slots__ = ("_adapted", "_database", "_dialect", "_engine", "driver")
+    __slots__ = ("_adapted", "_database", "_dialect", "_pool", "driver")
 
     def __init__(self, adapted: Any, engine: AsyncEngine) -> None:
         self._adapted = adapted
-        self._engine = engine.sync_engine
+        self._pool = engine.sync_engine.pool  # shared by the engine's option copies
         self._dialect = engine.dialect
         self._database = engine.url.database
         self.driver = adapted._connection  # the asyncpg.Connection
@@ -77,8 +78,8 @@ class Native:
     async def _call(
         self, method: Callable[..., Awaitable[Any]], sql: str, args: tuple[Any, ...]
     ) -> Any:
-        for engine, callback in _WATCHERS:
-            if engine is self._engine:
+        for pool, callback in _WATCHERS:
+            if pool is self._pool:
                 callback(sql)
         if not tracing.is_active():
             try:
@@ -150,9 +151,10 @@ async def native_autocommit(connection: AsyncConnection) -> Native | None:
 
 @contextmanager
 def watching(engine: AsyncEngine, callback: Callable[[str], None]) -> Iterator[None]:
-    """Call `callback(sql)` before each statement sent natively on `engine` while the block
-    runs (what SQLAlchemy's `before_cursor_execute` event is for its own statements)."""
-    watcher = (engine.sync_engine, callback)
+    """Call `callback(sql)` before each statement sent natively on `engine` (or a copy of it
+    with other execution options) while the block runs: what SQLAlchemy's
+    `before_cursor_execute` event is for its own statements."""
+    watcher = (engine.sync_engine.pool, callback)
     _WATCHERS.append(watcher)
     try:
         yield

@@ -1,13 +1,14 @@
 """`OutboxRelay`: publishes a service's committed outbox rows (see `fleet.common.outbox`).
 
 Two ways a row reaches the broker. The fast one: a transaction the relay `watch`es hands its
-rows over in memory when it commits, and the relay publishes them at once and marks them with
-one statement — no read of the outbox, no transaction around the mark. The safe one: a scan of
+rows over in memory when it commits, and the relay publishes them at once; it marks what it
+published with one statement every `mark_interval` — no read of the outbox, no transaction
+around the mark, and no mark between one publish and the next. The safe one: a scan of
 the table (`FOR UPDATE SKIP LOCKED`) every `poll_interval`, which catches everything else: rows
 of unwatched transactions or enqueued in a savepoint, failed publishes whose back-off ended, and
 handed-over rows a process did not get to publish (it crashed right after the commit).
 A handed-over row is written due only `handoff_grace` seconds later, so no scan — of this
-process or of a replica — takes it while its own process is publishing it.
+process or of a replica — takes it while its own process is publishing or marking it.
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ class OutboxRelay:
         retention: dt.timedelta | None = dt.timedelta(hours=24),
         purge_interval: float = 600.0,
         handoff_grace: float = 1.0,
+        mark_interval: float = 0.05,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -127,6 +129,10 @@ class OutboxRelay:
         self.retention = retention
         self.purge_interval = purge_interval
         self.handoff_grace = dt.timedelta(seconds=handoff_grace)
+        if mark_interval < 0:
+            raise ValueError("mark_interval must not be negative")
+        # Keep it well under the grace: a replica's scan may take a row not marked by then.
+        self.mark_interval = mark_interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -134,7 +140,9 @@ class OutboxRelay:
         self._next_purge = 0.0
         self._system = messaging_system(bus)
         self._handed: list[_Due] = []  # committed, handed over, not published yet
-        self._inflight: set[uuid.UUID] = set()  # … or being published now
+        self._inflight: set[uuid.UUID] = set()  # … or being published, or not marked yet
+        self._unmarked: list[uuid.UUID] = []  # handed over, published, mark pending
+        self._mark_due: float | None = None  # loop time by which they are marked
         # Built once: building a statement on every pass cost as much CPU as running it. On
         # PostgreSQL the ids travel as one array, so the statement's text (and its prepared
         # statement) is the same for any number of rows.
@@ -196,6 +204,11 @@ class OutboxRelay:
         """Publish what was handed over, then every due row of the table; the number of rows
         the scan published."""
         await self._drain_handed()
+        await self._mark_published()
+        return await self._scan()
+
+    async def _scan(self) -> int:
+        """Publish every due row of the table (batch by batch); the number published."""
         total = 0
         while not self._stopping:
             outcome = await self._batch()
@@ -233,39 +246,68 @@ class OutboxRelay:
             try:
                 if self._handed:
                     await self._publish_handed()
+                if self._unmarked and (
+                    self._mark_due is None
+                    or loop.time() >= self._mark_due
+                    or len(self._unmarked) >= self.batch_size
+                ):
+                    await self._mark_published()
                 if self._scan_requested or loop.time() >= next_scan:
                     self._scan_requested = False
                     next_scan = loop.time() + self.poll_interval
-                    await self.run_once()
+                    await self._scan()
                     await self._purge_now_and_then()
             except Exception:  # database away: the next scan finds what is left
                 log.exception("outbox relay pass failed", schema=self.db.schema)
             if self._handed or self._scan_requested:
                 continue
+            wake_at = next_scan if self._mark_due is None else min(next_scan, self._mark_due)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(next_scan - loop.time(), 0.0))
-        # Stopping: what was handed over still leaves now rather than after the grace.
+                await asyncio.wait_for(self._wake.wait(), max(wake_at - loop.time(), 0.0))
+        # Stopping: what was handed over still leaves (and is marked) now, not after the grace.
         with contextlib.suppress(Exception):
             await self._drain_handed()
+        with contextlib.suppress(Exception):
+            await self._mark_published()
 
     async def _drain_handed(self) -> None:
         while self._handed:
             await self._publish_handed()
 
     async def _publish_handed(self) -> None:
-        """Publish handed-over rows (a batch), then mark them; failures get their back-off."""
+        """Publish handed-over rows (a batch); what was published is marked within
+        `mark_interval` (`_mark_published`), failures get their back-off."""
         batch = self._handed[: self.batch_size]
         del self._handed[: self.batch_size]
+        published: list[uuid.UUID] = []
         try:
             outcome = await self._publish(batch)
-            if outcome.published:
-                await self._mark_now(outcome.published)
+            published = outcome.published
+            if published:
+                self._unmarked.extend(published)
+                if self._mark_due is None:
+                    self._mark_due = asyncio.get_running_loop().time() + self.mark_interval
             if outcome.failed:
                 async with self.db.transaction() as session:
                     await self._record(session, _Outcome([], outcome.failed))
         finally:
-            # Unmarked rows (the database failed) are the scans' once their grace is over.
-            self._inflight.difference_update(row.id for row in batch)
+            # Published rows stay in flight until marked; the others are the scans' again
+            # (failed: after their back-off; not recorded because the database failed: once
+            # their grace is over).
+            in_flight = set(published)
+            self._inflight.difference_update(row.id for row in batch if row.id not in in_flight)
+
+    async def _mark_published(self) -> None:
+        """Mark what was handed over and published: one statement for all of it. If the
+        database fails, the rows are the scans' once their grace is over (published again:
+        delivery is at least once)."""
+        ids, self._unmarked, self._mark_due = self._unmarked, [], None
+        if not ids:
+            return
+        try:
+            await self._mark_now(ids)
+        finally:
+            self._inflight.difference_update(ids)
 
     async def _mark_now(self, ids: list[uuid.UUID]) -> None:
         params = {"ids": ids, "now": utcnow()}
