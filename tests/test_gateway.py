@@ -43,12 +43,26 @@ async def _compressed(_request: Request) -> Response:
     return Response(body, media_type="application/json", headers={"content-encoding": "gzip"})
 
 
+async def _echo(request: Request) -> JSONResponse:
+    """What reached the service: method, path and query as sent, headers, body."""
+    return JSONResponse(
+        {
+            "method": request.method,
+            "raw_path": request.scope["raw_path"].decode(),
+            "query": request.scope["query_string"].decode(),
+            "headers": dict(request.headers.items()),
+            "body": (await request.body()).decode(),
+        }
+    )
+
+
 @pytest.fixture
 async def upstream() -> AsyncIterator[str]:
     routes = [
         Route("/trips/1/tracking/stream", _stream),
         Route("/trips/1", _trip),
         Route("/trips/packed", _compressed),
+        Route("/trips/echo/{rest:path}", _echo, methods=["GET", "POST", "PATCH"]),
     ]
     app = Starlette(routes=routes)
     async with serving(app, lifespan="on") as url:
@@ -106,6 +120,33 @@ async def test_an_encoded_answer_passes_through_as_sent(gateway: httpx.AsyncClie
     r = await gateway.get("/trips/packed")
     assert r.headers["content-encoding"] == "gzip"
     assert r.json() == {"packed": True}  # decoded once, by the client
+
+
+async def test_a_request_reaches_the_service_as_the_caller_sent_it(upstream: str) -> None:
+    async with (
+        serving(gateway_app({"trip": upstream}), lifespan="on") as gw,
+        httpx.AsyncClient() as client,
+    ):
+        r = await client.post(
+            f"{gw}/trips/echo/a%2Fb%20c?q=x%20y&q=2",
+            content=b'{"pickup": 1}',
+            headers={"content-type": "application/json", "idempotency-key": "k-1"},
+        )
+        bare = await client.get(f"{gw}/trips/echo/bare", headers={"accept-encoding": ""})
+    assert r.status_code == 200
+    seen = r.json()
+    assert seen["method"] == "POST"
+    assert seen["raw_path"] == "/trips/echo/a%2Fb%20c"  # not decoded and encoded again
+    assert seen["query"] == "q=x%20y&q=2"
+    assert seen["body"] == '{"pickup": 1}'
+    assert seen["headers"]["content-type"] == "application/json"
+    assert seen["headers"]["idempotency-key"] == "k-1"
+    assert seen["headers"]["content-length"] == "13"
+    # Nothing the caller did not send: no client library's user agent or encodings.
+    headers = bare.json()["headers"]
+    assert not headers.get("accept-encoding")
+    assert "aiohttp" not in headers.get("user-agent", "")
+    assert "content-type" not in headers
 
 
 async def test_unknown_prefixes_and_dead_upstreams_are_problems(
