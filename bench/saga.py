@@ -37,8 +37,10 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 from benchkit import hops
+from benchkit.booker import Booker
 from benchkit.cpu import CpuMeter, cpu_table
 from benchkit.observe import EventObserver, Observer, PollObserver
 from benchkit.probes import hello_app, probe
@@ -155,8 +157,8 @@ async def setup(api: Platform, riders: int, vehicles: int) -> list[User]:
 
 
 class Run:
-    def __init__(self, api: Platform, observer: Observer, riders: list[User]) -> None:
-        self.api, self.observer, self.riders = api, observer, riders
+    def __init__(self, booker: Booker, observer: Observer, riders: list[User]) -> None:
+        self.booker, self.observer, self.riders = booker, observer, riders
         self.bookings: list[Booking] = []
         self.errors: list[str] = []
 
@@ -164,8 +166,8 @@ class Run:
         """Book, then wait for the outcome."""
         sent = time.perf_counter()
         try:
-            trip = await self.api.book(rider)
-        except (ApiError, httpx.HTTPError) as exc:
+            trip = await self.booker.book(rider)
+        except (ApiError, aiohttp.ClientError, TimeoutError) as exc:
             self.errors.append(f"POST /trips: {exc}")
             return
         booking = Booking(str(trip["id"]), str(trip["saga_id"]), rider, sent, time.perf_counter())
@@ -342,15 +344,17 @@ async def drive(
     """The bookings themselves: (run, wall time, CPU seconds by process, observer)."""
     observer = make_observer(args, target, api)
     await observer.start()
-    run = Run(api, observer, riders)
-    log(f"booking {args.bookings} {pace(args)}, seen by {args.observe}")
-    meter = CpuMeter(target.pids)
-    meter.start()
-    try:
-        wall = await run.drive(args.bookings, args.concurrency, args.rate)
-    finally:
-        cpu = meter.stop()
-        await observer.close()
+    in_flight = args.concurrency if args.rate is None else max(args.concurrency, int(args.rate))
+    async with Booker(target.gateway, connections=in_flight + 8) as booker:
+        run = Run(booker, observer, riders)
+        log(f"booking {args.bookings} {pace(args)}, seen by {args.observe}")
+        meter = CpuMeter(target.pids)
+        meter.start()
+        try:
+            wall = await run.drive(args.bookings, args.concurrency, args.rate)
+        finally:
+            cpu = meter.stop()
+            await observer.close()
     log(f"done: {len(run.bookings)} bookings in {wall:.1f}s; reading the sagas")
     for error in run.errors[:5]:
         log(f"error: {error}")

@@ -16,6 +16,11 @@ SEOUL = {"lat": 37.5665, "lon": 126.9780}
 T = TypeVar("T")
 
 
+def booking_body(**extra: Any) -> dict[str, Any]:
+    """A `POST /trips` body: a ride across central Seoul (and whatever `extra` adds)."""
+    return {"pickup": SEOUL, "dropoff": {"lat": 37.5796, "lon": 126.9770}, **extra}
+
+
 class ApiError(RuntimeError):
     """The platform answered something other than what the call expects."""
 
@@ -86,7 +91,7 @@ class Platform:
         return str(r.json()["id"])
 
     async def book(self, rider: User, key: str | None = None, **extra: Any) -> dict[str, Any]:
-        body = {"pickup": SEOUL, "dropoff": {"lat": 37.5796, "lon": 126.9770}, **extra}
+        body = booking_body(**extra)
         headers = {**rider.headers, **({"Idempotency-Key": key} if key else {})}
         r = await self.http.post("/trips", json=body, headers=headers)
         _expect(r, 202)
