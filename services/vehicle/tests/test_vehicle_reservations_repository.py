@@ -13,7 +13,8 @@ from fleet.common import migrations
 from fleet.common.db import Database, utcnow
 from fleet.common.errors import ConflictError, NotFoundError, UnauthorizedError
 from fleet.common.pagination import PageParams, encode_cursor
-from fleet.common.testing import MakeDb
+from fleet.common.testing import MakeDb, recorded_statements
+from fleet.vehicle.adapters.bookings import SqlBookings
 from fleet.vehicle.adapters.vehicles import SqlVehicleRepository, StaleVehicleError
 from fleet.vehicle.app import module
 from fleet.vehicle.domain.search import Circle
@@ -285,3 +286,15 @@ async def test_migrations_go_down_and_up_again(make_db: MakeDb) -> None:
     await migrations.upgrade(db, m.migrations)
     assert await migrations.current_revision(db) == "0002"
     assert (await _add(db)).version == 1
+
+
+async def test_opening_a_booking_is_one_statement_that_answers_its_state(make_db: MakeDb) -> None:
+    db = await make_db(module())
+    fresh, released = uuid.uuid4(), uuid.uuid4()
+    await rs.release_trip(db, released)
+    with recorded_statements(db) as seen:
+        async with db.transaction() as session:
+            assert await SqlBookings(session).open(fresh) == "open"
+            assert await SqlBookings(session).open(fresh) == "open"  # opened once, kept
+            assert await SqlBookings(session).open(released) == "released"
+    assert len(seen) == 3

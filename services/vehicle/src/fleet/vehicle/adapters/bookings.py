@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import insert_for, utcnow
@@ -14,15 +14,13 @@ from fleet.vehicle.adapters.tables import bookings
 BookingState = Literal["open", "released", "cancelled", "completed"]
 
 # Built once (the booking saga runs them per message), executed with parameters.
-_LOCK = (
-    select(bookings.c.state).where(bookings.c.trip_id == bindparam("p_trip_id")).with_for_update()
-)
 _CLOSE = (
     update(bookings)
     .where(bookings.c.trip_id == bindparam("p_trip_id"), bookings.c.state == "open")
     .values(state=bindparam("state"), updated_at=bindparam("updated_at"))
 )
 _ENSURE: dict[str, Any] = {}  # by dialect name: its INSERT … ON CONFLICT DO NOTHING
+_OPEN: dict[str, Any] = {}  # by dialect name: the upsert that opens, locks and reads at once
 
 
 def _ensure_statement(session: AsyncSession) -> Any:
@@ -38,6 +36,21 @@ def _ensure_statement(session: AsyncSession) -> Any:
             )
             .on_conflict_do_nothing(index_elements=["trip_id"])
         )
+    return stmt
+
+
+def _open_statement(session: AsyncSession) -> Any:
+    """INSERT the open booking, or on conflict a no-op UPDATE of the existing row (which takes
+    its lock, as SELECT … FOR UPDATE would); RETURNING its state either way: one round trip."""
+    dialect = session.get_bind().dialect.name
+    stmt = _OPEN.get(dialect)
+    if stmt is None:
+        insert = insert_for(dialect, bookings).values(
+            trip_id=bindparam("trip_id"), state="open", updated_at=bindparam("updated_at")
+        )
+        stmt = _OPEN[dialect] = insert.on_conflict_do_update(
+            index_elements=["trip_id"], set_={"state": bookings.c.state}
+        ).returning(bookings.c.state)
     return stmt
 
 
@@ -60,8 +73,8 @@ class SqlBookings:
 
     async def open(self, trip_id: uuid.UUID) -> BookingState:
         """Lock the trip's booking, opening it if new; its state (anything but open is over)."""
-        await self._ensure(trip_id, "open")
-        result = await self.session.execute(_LOCK, {"p_trip_id": trip_id})
+        params = {"trip_id": trip_id, "updated_at": utcnow()}
+        result = await self.session.execute(_open_statement(self.session), params)
         state: BookingState = result.scalar_one()
         return state
 
