@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import insert_for, utcnow
 from fleet.common.pagination import PageParams, newest_first
-from fleet.user.adapters.tables import feedback, notifications
+from fleet.user.adapters.tables import feedback, notifications, users
 
 # The booking saga's send-confirmation runs these per message: built once (the INSERT per dialect),
 # executed with parameters.
@@ -23,13 +23,17 @@ _FIND_ONCE = select(notifications.c.id).where(
 
 
 def _add_once_statement(session: AsyncSession) -> Any:
+    """The notification's row if its user exists and it is not there yet, RETURNING its id: the
+    user's existence is checked in the same statement (one round trip, no row read)."""
     dialect = session.get_bind().dialect.name
     stmt = _ADDS_ONCE.get(dialect)
     if stmt is None:
         columns = ("id", "user_id", "kind", "reference", "title", "body", "created_at")
+        values = select(*(bindparam(name, type_=notifications.c[name].type) for name in columns))
+        user_exists = exists().where(users.c.id == bindparam("user_id"))
         stmt = _ADDS_ONCE[dialect] = (
             insert_for(dialect, notifications)
-            .values({name: bindparam(name) for name in columns})
+            .from_select(columns, values.where(user_exists))
             .on_conflict_do_nothing(index_elements=["user_id", "kind", "reference"])
             .returning(notifications.c.id)
         )
@@ -51,8 +55,9 @@ class SqlNotificationRepository:
 
     async def add_once(
         self, user_id: uuid.UUID, kind: str, reference: uuid.UUID, title: str, body: str
-    ) -> uuid.UUID:
-        """Add the user's `kind` notification about `reference` unless it exists; its id."""
+    ) -> uuid.UUID | None:
+        """Add the user's `kind` notification about `reference` unless it exists; its id, or
+        None if there is no such user (then nothing is added)."""
         params = {"user_id": user_id, "kind": kind, "reference": reference}
         added: uuid.UUID | None = (
             await self.session.execute(
@@ -68,8 +73,10 @@ class SqlNotificationRepository:
         ).scalar_one_or_none()
         if added is not None:
             return added
-        found: uuid.UUID = (await self.session.execute(_FIND_ONCE, params)).scalar_one()
-        return found
+        found: uuid.UUID | None = (
+            await self.session.execute(_FIND_ONCE, params)
+        ).scalar_one_or_none()
+        return found  # None: nothing was added because the user does not exist
 
     async def get(self, notification_id: uuid.UUID) -> Any | None:
         stmt = select(notifications).where(notifications.c.id == notification_id)

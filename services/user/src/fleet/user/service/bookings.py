@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.app import not_found
 from fleet.user.adapters.notifications import SqlNotificationRepository
-from fleet.user.adapters.users import SqlUserRepository
 from fleet.user.domain.wallet import Hold
 from fleet.user.service.wallets import release_hold
 
@@ -30,10 +29,6 @@ def format_credits(cents: int) -> str:
     return f"{sign}{whole}.{part:02d}"
 
 
-async def _exists(session: AsyncSession, user_id: uuid.UUID) -> bool:
-    return await SqlUserRepository(session).get(user_id) is not None
-
-
 async def send_confirmation(
     session: AsyncSession,
     rider_id: uuid.UUID,
@@ -42,14 +37,15 @@ async def send_confirmation(
     fare_cents: int,
 ) -> uuid.UUID:
     """Tell the rider the trip is booked; NotFoundError (a refusal) for an unknown rider."""
-    if not await _exists(session, rider_id):
-        raise not_found("rider", rider_id)
     body = (
         f"Vehicle {vehicle_id} is booked for your trip {trip_id}. "
         f"Fare: {format_credits(fare_cents)} credits."
     )
     repo = SqlNotificationRepository(session)
-    return await repo.add_once(rider_id, TRIP_CONFIRMED, trip_id, "Trip confirmed", body)
+    added = await repo.add_once(rider_id, TRIP_CONFIRMED, trip_id, "Trip confirmed", body)
+    if added is None:
+        raise not_found("rider", rider_id)
+    return added
 
 
 async def send_cancellation(
@@ -74,9 +70,7 @@ async def booking_rejected(
 async def _booking_cancelled(
     session: AsyncSession, rider_id: uuid.UUID, trip_id: uuid.UUID, body: str
 ) -> uuid.UUID | None:
-    if not await _exists(session, rider_id):
-        return None
-    repo = SqlNotificationRepository(session)
+    repo = SqlNotificationRepository(session)  # no rider: nothing to tell, None
     return await repo.add_once(rider_id, BOOKING_CANCELLED, trip_id, "Booking cancelled", body)
 
 
@@ -85,11 +79,10 @@ async def cancel_trip(
 ) -> Hold | None:
     """Free the credits still held for a cancelled trip and tell the rider; safe to repeat."""
     hold = await release_hold(session, trip_id, settled_ok=True)
-    if await _exists(session, rider_id):
-        body = f"Your trip {trip_id} was cancelled: {reason[:MAX_REASON_CHARS]}."
-        if hold is not None and hold.status == "released":
-            freed = format_credits(hold.amount_cents)
-            body += f" The {freed} credits held for it are available again."
-        repo = SqlNotificationRepository(session)
-        await repo.add_once(rider_id, TRIP_CANCELLED, trip_id, "Trip cancelled", body)
+    body = f"Your trip {trip_id} was cancelled: {reason[:MAX_REASON_CHARS]}."
+    if hold is not None and hold.status == "released":
+        freed = format_credits(hold.amount_cents)
+        body += f" The {freed} credits held for it are available again."
+    repo = SqlNotificationRepository(session)  # no rider: nothing to tell
+    await repo.add_once(rider_id, TRIP_CANCELLED, trip_id, "Trip cancelled", body)
     return hold
