@@ -31,7 +31,7 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy import exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.pool import Pool
+from sqlalchemy.pool import Pool, PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -49,12 +49,12 @@ class Native:
 
     __slots__ = ("_adapted", "_database", "_dialect", "_pool", "driver")
 
-    def __init__(self, adapted: Any, engine: AsyncEngine) -> None:
-        self._adapted = adapted
+    def __init__(self, raw: PoolProxiedConnection, engine: AsyncEngine) -> None:
+        self._adapted: Any = raw.dbapi_connection  # SQLAlchemy's adapter around the driver
         self._pool = engine.sync_engine.pool  # shared by the engine's option copies
         self._dialect = engine.dialect
         self._database = engine.url.database
-        self.driver = adapted._connection  # the asyncpg.Connection
+        self.driver: Any = raw.driver_connection  # the asyncpg.Connection
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         """The rows of `sql` (asyncpg `Record`s: by name or position)."""
@@ -130,12 +130,11 @@ async def native(session: AsyncSession) -> Native | None:
     transaction = sync.get_transaction()
     if cached is not None and cached[0] is transaction:
         return cached[1]
-    adapted = (await connection.get_raw_connection()).dbapi_connection
+    found = Native(await connection.get_raw_connection(), connection.engine)
     # SQLAlchemy's adapter sends BEGIN lazily, with the session's first statement: do it now,
     # as that statement would, so this one runs inside the session's transaction.
-    if adapted._transaction is None:  # type: ignore[union-attr]
-        await adapted._start_transaction()  # type: ignore[union-attr]
-    found = Native(adapted, connection.engine)
+    if found._adapted._transaction is None:
+        await found._adapted._start_transaction()
     sync.info[_NATIVE] = (transaction, found)
     return found
 
@@ -145,8 +144,7 @@ async def native_autocommit(connection: AsyncConnection) -> Native | None:
     dialect = connection.dialect
     if dialect.driver != "asyncpg":
         return None
-    adapted = (await connection.get_raw_connection()).dbapi_connection
-    return Native(adapted, connection.engine)
+    return Native(await connection.get_raw_connection(), connection.engine)
 
 
 @contextmanager
