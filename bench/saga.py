@@ -331,6 +331,13 @@ def pace(args: argparse.Namespace) -> str:
     return f"at concurrency {args.concurrency}"
 
 
+def connections(args: argparse.Namespace) -> int:
+    """HTTP connections for the bookings in flight at once (and a few for the rest)."""
+    concurrency: int = args.concurrency
+    in_flight = concurrency if args.rate is None else max(concurrency, int(args.rate))
+    return in_flight + 8
+
+
 def make_observer(args: argparse.Namespace, target: Target, api: Platform) -> Observer:
     if args.observe == "events" and target.amqp_url:
         return EventObserver(target.amqp_url)
@@ -344,8 +351,7 @@ async def drive(
     """The bookings themselves: (run, wall time, CPU seconds by process, observer)."""
     observer = make_observer(args, target, api)
     await observer.start()
-    in_flight = args.concurrency if args.rate is None else max(args.concurrency, int(args.rate))
-    async with Booker(target.gateway, connections=in_flight + 8) as booker:
+    async with Booker(target.gateway, connections=connections(args)) as booker:
         run = Run(booker, observer, riders)
         log(f"booking {args.bookings} {pace(args)}, seen by {args.observe}")
         meter = CpuMeter(target.pids)
@@ -363,8 +369,7 @@ async def drive(
 
 async def measure(args: argparse.Namespace, target: Target) -> None:
     load_before = os.getloadavg()  # other work on the machine skews every figure
-    in_flight = args.concurrency if args.rate is None else max(args.concurrency, int(args.rate))
-    limits = httpx.Limits(max_connections=in_flight + 8)
+    limits = httpx.Limits(max_connections=connections(args))
     async with httpx.AsyncClient(base_url=target.gateway, timeout=30, limits=limits) as http:
         api = Platform(http)
         riders = await setup(api, args.riders, args.vehicles)

@@ -24,7 +24,7 @@ them fails there, not in production.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from opentelemetry.trace import SpanKind
@@ -81,23 +81,23 @@ class Native:
         for pool, callback in _WATCHERS:
             if pool is self._pool:
                 callback(sql)
-        if not tracing.is_active():
+        with self._span(sql):
             try:
                 return await method(sql, *args)
             except Exception as error:
                 raise self._translated(sql, args, error) from error
-        # The span SQLAlchemy's instrumentation gives its statements (`fleet.common.tracing`).
+
+    def _span(self, sql: str) -> AbstractContextManager[object]:
+        """With tracing on, the CLIENT span SQLAlchemy's instrumentation gives its statements."""
+        if not tracing.is_active():
+            return nullcontext()
         attributes = {"db.system": "postgresql", "db.statement": sql}
         if self._database:
             attributes["db.name"] = self._database
         name = f"{sql.split(None, 1)[0].upper()} {self._database or 'postgresql'}"
-        with tracing.tracer().start_as_current_span(
+        return tracing.tracer().start_as_current_span(
             name, kind=SpanKind.CLIENT, attributes=attributes
-        ):
-            try:
-                return await method(sql, *args)
-            except Exception as error:
-                raise self._translated(sql, args, error) from error
+        )
 
     def _translated(self, sql: str, args: Sequence[Any], error: Exception) -> BaseException:
         if not isinstance(error, self._dialect.loaded_dbapi.Error):

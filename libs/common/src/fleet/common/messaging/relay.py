@@ -246,10 +246,9 @@ class OutboxRelay:
             try:
                 if self._handed:
                     await self._publish_handed()
-                if self._unmarked and (
-                    self._mark_due is None
-                    or loop.time() >= self._mark_due
-                    or len(self._unmarked) >= self.batch_size
+                # `_mark_due` is set whenever something waits for its mark.
+                if self._mark_due is not None and (
+                    loop.time() >= self._mark_due or len(self._unmarked) >= self.batch_size
                 ):
                     await self._mark_published()
                 if self._scan_requested or loop.time() >= next_scan:
@@ -294,8 +293,8 @@ class OutboxRelay:
             # Published rows stay in flight until marked; the others are the scans' again
             # (failed: after their back-off; not recorded because the database failed: once
             # their grace is over).
-            in_flight = set(published)
-            self._inflight.difference_update(row.id for row in batch if row.id not in in_flight)
+            unmarked = set(published)
+            self._inflight.difference_update(row.id for row in batch if row.id not in unmarked)
 
     async def _mark_published(self) -> None:
         """Mark what was handed over and published: one statement for all of it. If the
