@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 import httpx
 from benchkit import hops
-from benchkit.booker import Booker
+from benchkit.booker import Booker, Shed
 from benchkit.cpu import CpuMeter, cpu_table
 from benchkit.observe import EventObserver, Observer, PollObserver
 from benchkit.probes import hello_app, probe
@@ -161,12 +161,18 @@ class Run:
         self.booker, self.observer, self.riders = booker, observer, riders
         self.bookings: list[Booking] = []
         self.errors: list[str] = []
+        self.shed = 0  # refused at the door: 503 + Retry-After (the platform was overloaded)
 
-    async def one(self, rider: User) -> None:
-        """Book, then wait for the outcome."""
+    async def one(self, rider: User, wait_if_shed: bool = False) -> None:
+        """Book, then wait for the outcome (or, refused and `wait_if_shed`, for Retry-After)."""
         sent = time.perf_counter()
         try:
             trip = await self.booker.book(rider)
+        except Shed as exc:
+            self.shed += 1
+            if wait_if_shed:
+                await asyncio.sleep(exc.retry_after_s)
+            return
         except (ApiError, aiohttp.ClientError, TimeoutError) as exc:
             self.errors.append(f"POST /trips: {exc}")
             return
@@ -182,7 +188,7 @@ class Run:
     async def worker(self, number: int, todo: Any) -> None:
         rider = self.riders[number % len(self.riders)]
         for _ in todo:
-            await self.one(rider)
+            await self.one(rider, wait_if_shed=True)
 
     async def progress(self, total: int, started: float) -> None:
         while True:
@@ -292,6 +298,7 @@ def summary(run: Run, wall: float, sagas: SagaTimes) -> dict[str, Any]:
         "confirmed": len(confirmed),
         "rejected": len(rejected),
         "unsettled": sum(b.settled is None for b in run.bookings),
+        "shed": run.shed,
         "errors": len(run.errors),
         "wall_s": round(wall, 2),
         "confirmed_per_s": round(len(confirmed) / wall, 1),
@@ -307,8 +314,8 @@ def summary(run: Run, wall: float, sagas: SagaTimes) -> dict[str, Any]:
 def render(args: argparse.Namespace, s: dict[str, Any], base: dict[str, Any]) -> str:
     head = (
         f"bookings {s['bookings']}  confirmed {s['confirmed']}  rejected {s['rejected']}  "
-        f"unsettled {s['unsettled']}  errors {s['errors']}  wall {s['wall_s']} s  "
-        f"confirmed/s {s['confirmed_per_s']}"
+        f"unsettled {s['unsettled']}  shed {s['shed']}  errors {s['errors']}  "
+        f"wall {s['wall_s']} s  confirmed/s {s['confirmed_per_s']}"
     )
     rows = [
         ["saga created → completed (saga timestamps)", *s["saga_completed"].cells()],

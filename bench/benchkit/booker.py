@@ -17,6 +17,14 @@ import orjson
 from fleet.platform.client import ApiError, User, booking_body
 
 
+class Shed(ApiError):
+    """The platform refused the booking for now (503 with Retry-After: overloaded)."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class Booker:
     """`POST /trips` for a rider, through one aiohttp session (`async with`)."""
 
@@ -52,6 +60,8 @@ class Booker:
             body = await r.read()
             if r.status != 202:
                 text = body.decode(errors="replace")
+                if r.status == 503 and (retry := r.headers.get("Retry-After", "")).isdigit():
+                    raise Shed(f"POST /trips → 503: {text}", float(retry))
                 raise ApiError(f"POST /trips → {r.status}: {text}")
         trip: dict[str, Any] = orjson.loads(body)
         return trip

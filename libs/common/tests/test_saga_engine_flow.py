@@ -26,6 +26,7 @@ from fleet.common.saga import (
     StepStatus,
     saga_tables,
 )
+from fleet.common.shedding import QueueDelayShedder
 from fleet.common.testing import CommandOutbox, tables_database
 
 SCHEMA = "saga_flow_test"
@@ -351,3 +352,59 @@ async def test_observations_of_a_rolled_back_transaction_are_dropped(
         saga = await engine.get(s, command.saga_id)
     assert saga is not None
     assert history(saga)[0] == ("reserve-credits", "action", "running", 1)
+
+
+class SampledShedder(QueueDelayShedder):
+    def __init__(self) -> None:
+        super().__init__(target_s=0.25)
+        self.samples: list[float] = []
+
+    def observe(self, seconds: float) -> None:
+        self.samples.append(seconds)
+        super().observe(seconds)
+
+
+def shedding_engine(shedder: QueueDelayShedder) -> SagaEngine:
+    local = {"create-trip": create_trip}, {"create-trip": cancel_trip}
+    return SagaEngine(BOOKING, OUTBOX.send, *local, tables=TABLES, shedder=shedder)
+
+
+async def test_each_remote_step_feeds_the_shedder_once_committed_and_local_steps_do_not(
+    db: Database,
+) -> None:
+    shedder = SampledShedder()
+    engine = shedding_engine(shedder)
+    await start(db, engine)
+    assert shedder.samples == []
+
+    await answer(db, engine, result={"hold_id": "h-1"})
+    await answer(db, engine, result={"vehicle_id": "v-7"})  # create-trip runs here, locally
+    done = await answer(db, engine)
+
+    assert done is not None
+    assert done.status is SagaStatus.COMPLETED
+    remote = [r for r in done.steps if r.name != "create-trip"]
+    assert shedder.samples == [
+        pytest.approx((r.finished_at - r.started_at).total_seconds())
+        for r in remote
+        if r.started_at and r.finished_at
+    ]
+    assert len(shedder.samples) == 3
+    assert not engine.overloaded()
+
+
+async def test_a_reply_rolled_back_feeds_the_shedder_nothing(db: Database) -> None:
+    shedder = SampledShedder()
+    engine = shedding_engine(shedder)
+    await start(db, engine)
+    command = (await OUTBOX.sent(db))[-1]
+
+    async def reply_then_fail() -> None:
+        async with db.transaction() as s:
+            await engine.handle_reply(s, command.reply(success=True, result={}))
+            raise RuntimeError("the owner's write after the reply failed")
+
+    with pytest.raises(RuntimeError):
+        await reply_then_fail()
+
+    assert shedder.samples == []

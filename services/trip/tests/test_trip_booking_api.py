@@ -8,12 +8,14 @@ import uuid
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from fleet.common.db import Database
 from fleet.common.testing import assert_problem
 from fleet.platform.client import SEOUL, Platform, User, eventually
 from fleet.trip.adapters.tables import sagas
+from fleet.trip.service.booking import Booking
 
 DROPOFF = {"lat": 37.5796, "lon": 126.9770}
 BODY: dict[str, Any] = {"pickup": SEOUL, "dropoff": DROPOFF}
@@ -278,3 +280,33 @@ async def wait_for_wallet(api: Platform, rider: User, *, held_cents: int) -> dic
     return await eventually(
         lambda: api.wallet(rider), lambda w: w["held_cents"] == held_cents, within=5
     )
+
+
+async def test_while_the_sagas_queue_up_a_new_booking_is_503_with_retry_after_and_books_nothing(
+    app: FastAPI, api: Platform
+) -> None:
+    op = await api.operator()
+    await api.vehicle(op, 1)
+    rider = await api.rider(credits_cents=10_000)
+    first = await post_trip(api, rider, key="before-the-queue")
+    assert (await api.settled(rider, first.json()["id"]))["status"] == "confirmed"
+    booking: Booking = app.state.fleet.services["trip"].extras["booking"]
+    for _ in range(2):  # a whole interval in which every remote step took 5 s (the first
+        await asyncio.sleep(booking.shedder.interval_s + 0.05)  # may hold that booking's)
+        booking.shedder.observe(5.0)
+
+    refused = await post_trip(api, rider)
+    replayed = await post_trip(api, rider, key="before-the-queue")
+
+    assert_problem(refused, 503)
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["type"].endswith("/overloaded")
+    assert refused.json()["retry_after_s"] == 1
+    assert replayed.status_code == 202, replayed.text  # an accepted booking's retry still answers
+    assert replayed.json()["id"] == first.json()["id"]
+    assert await trip_ids(api, rider) == [first.json()["id"]]
+    assert "saga_shed_total" in (await api.http.get("/metrics")).text
+
+    booking.shedder.observe(0.01)  # one step went through fast: the queue is gone
+    accepted = await post_trip(api, rider)
+    assert accepted.status_code == 202, accepted.text

@@ -27,11 +27,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from fleet.common.messaging.rabbit import RabbitBus
 from fleet.platform.audit import Violation, audit
-from fleet.platform.client import SEOUL, Platform, User
+from fleet.platform.client import SEOUL, Platform, User, retry_after
 from fleet.platform.distributed import DistributedStack
 from fleet.platform.services import SERVICE_NAMES
 
 RETRYABLE = frozenset({502, 503, 504})
+RETRY_WAIT_S = 0.2  # unless a 503 says how long (Retry-After: the trip service sheds load)
 DROPOFF = {"lat": 37.5796, "lon": 126.9770}
 
 
@@ -205,6 +206,7 @@ class ChaosRun:
     ) -> dict[str, Any]:
         deadline = time.monotonic() + self.plan.request_timeout_s
         while True:
+            wait = RETRY_WAIT_S
             try:
                 r = await api.http.request(method, path, headers=headers, json=body)
             except httpx.TransportError as exc:
@@ -218,10 +220,11 @@ class ChaosRun:
                 if r.status_code not in RETRYABLE:
                     raise ChaosError(f"{method} {path} → {r.status_code}: {r.text}")
                 problem = f"{r.status_code}"
+                wait = retry_after(r) or wait
             if time.monotonic() > deadline:
                 raise ChaosError(f"{method} {path} still failing ({problem}) after retries")
             self.result.retries += 1
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(wait)
 
     # -- crashes ---------------------------------------------------------------------------
 

@@ -30,6 +30,12 @@ def _expect(r: httpx.Response, status: int) -> None:
         raise ApiError(f"{r.request.method} {r.request.url.path} → {r.status_code}: {r.text}")
 
 
+def retry_after(r: httpx.Response) -> float | None:
+    """The seconds a 503 asks to wait before the request is sent again (None: not such)."""
+    value = r.headers.get("retry-after", "") if r.status_code == 503 else ""
+    return float(value) if value.isdigit() else None
+
+
 @dataclass
 class User:
     id: str
@@ -90,10 +96,21 @@ class Platform:
         _expect(r, 201)
         return str(r.json()["id"])
 
-    async def book(self, rider: User, key: str | None = None, **extra: Any) -> dict[str, Any]:
+    async def book(
+        self, rider: User, key: str | None = None, *, within: float = 30.0, **extra: Any
+    ) -> dict[str, Any]:
+        """The pending trip (202). A booking refused because the platform is overloaded (503
+        with Retry-After: nothing was booked) is sent again after the delay it asks for, for up
+        to `within` seconds."""
         body = booking_body(**extra)
         headers = {**rider.headers, **({"Idempotency-Key": key} if key else {})}
-        r = await self.http.post("/trips", json=body, headers=headers)
+        deadline = time.monotonic() + within
+        while True:
+            r = await self.http.post("/trips", json=body, headers=headers)
+            delay = retry_after(r)
+            if delay is None or time.monotonic() + delay > deadline:
+                break
+            await asyncio.sleep(delay)
         _expect(r, 202)
         trip: dict[str, Any] = r.json()
         return trip

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # Inbox consumers handle the messages that queue up while a transaction runs together, up to
     # this many per transaction (group commit; 1 = one message per transaction).
     consumer_batch: int = Field(32, ge=1, le=256, validation_alias=_env("FLEET_CONSUMER_BATCH"))
+    # Orchestrators refuse new sagas (503, Retry-After) while even the fastest remote step of a
+    # whole second took longer than this (a standing queue: fleet.common.shedding); 0: never.
+    shed_target_ms: int = Field(500, ge=0, le=60_000, validation_alias=_env("FLEET_SHED_TARGET_MS"))
     max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias=_env("FLEET_MAX_BODY_BYTES"))
     log_level: str = Field("INFO", validation_alias=_env("FLEET_LOG_LEVEL"))
     log_json: bool = Field(True, validation_alias=_env("FLEET_LOG_JSON"))

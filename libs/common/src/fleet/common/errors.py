@@ -83,6 +83,16 @@ class ServiceUnavailableError(FleetError):
     slug = "unavailable"
 
 
+class OverloadedError(ServiceUnavailableError):
+    """Work refused because the service is past its capacity; `retry_after_s` says when to retry
+    (sent as the `Retry-After` header too)."""
+
+    slug = "overloaded"
+
+    def __init__(self, detail: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
+
+
 def problem(
     status: int,
     title: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
@@ -25,6 +26,8 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> list[str | int]:
 async def _fleet_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(FleetError, exc)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if isinstance(retry := exc.extra.get("retry_after_s"), int | float):
+        headers = {"Retry-After": str(max(1, math.ceil(retry)))}
     body = problem(
         exc.status, exc.title, exc.detail, type_=exc.type, instance=request.url.path, **exc.extra
     )

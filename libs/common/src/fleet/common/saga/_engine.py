@@ -32,6 +32,7 @@ from fleet.common.saga._model import Phase, SagaInstance, SagaState, SagaStatus,
 from fleet.common.saga._observe import SagaObserver
 from fleet.common.saga._store import SagaStore
 from fleet.common.saga._tables import SagaTables
+from fleet.common.shedding import QueueDelayShedder
 from fleet.common.tracing import span
 
 log = get_logger("fleet.saga")
@@ -56,7 +57,9 @@ class SagaEngine:
     `send(session, command)` must put the command on its way in the same transaction (write it
     to the outbox). `local_actions`/`local_compensations` map local step names to callables
     `(session, instance) -> dict | None`; a returned dict is merged into the saga's data.
-    Hooks run in the transaction that ends the saga, after it is saved.
+    Hooks run in the transaction that ends the saga, after it is saved. With a `shedder`, every
+    remote step's time from dispatch to outcome is a sample of the queueing it met, and
+    `overloaded()` says whether to refuse new sagas (fleet.common.shedding).
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class SagaEngine:
         on_compensated: EndedHook | None = None,
         on_failed: EndedHook | None = None,
         observer: SagaObserver | None = None,
+        shedder: QueueDelayShedder | None = None,
         max_compensation_attempts: int = 10,
         max_backoff_s: float = 300.0,
     ) -> None:
@@ -95,6 +99,12 @@ class SagaEngine:
         self._on_compensated = on_compensated
         self._on_failed = on_failed
         self._observer = observer
+        self._shedder = shedder if shedder is not None and shedder.enabled else None
+        self._remote = frozenset(s.name for s in definition.steps if not s.local)
+
+    def overloaded(self) -> bool:
+        """True while a standing queue delays this saga's remote steps: start no new saga."""
+        return self._shedder is not None and self._shedder.overloaded()
 
     @property
     def reply_to(self) -> str:
@@ -204,15 +214,16 @@ class SagaEngine:
         return instance
 
     def _observe(self, session: AsyncSession, state: SagaState, now: dt.datetime) -> None:
-        observer, name = self._observer, state.name
+        observer, shedder, name = self._observer, self._shedder, state.name
         finished, state.finished_steps = state.finished_steps, []
-        if observer is None:
-            return
         for r in finished:
             seconds = _seconds(r.started_at, r.finished_at)
-            call = partial(observer.step_finished, name, r.name, r.phase, r.status, seconds)
-            after_commit(session, call)
-        if state.ended:
+            if observer is not None:
+                call = partial(observer.step_finished, name, r.name, r.phase, r.status, seconds)
+                after_commit(session, call)
+            if shedder is not None and r.started_at and r.name in self._remote:
+                after_commit(session, partial(shedder.observe, seconds))
+        if observer is not None and state.ended:
             seconds = _seconds(state.created_at, now)
             after_commit(session, partial(observer.saga_finished, name, state.status, seconds))
 

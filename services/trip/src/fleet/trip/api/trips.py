@@ -94,7 +94,10 @@ async def get_tracking(
     "",
     status_code=202,
     summary="Book a trip: answers at once with the pending trip and its saga id",
-    responses={409: {"description": "Idempotency-Key reused with another body"}},
+    responses={
+        409: {"description": "Idempotency-Key reused with another body"},
+        503: {"description": "Overloaded: nothing was booked; retry after `Retry-After` seconds"},
+    },
 )
 async def book_trip(
     body: BookTripIn, who: RiderPrincipal, booking: BookingDep, key: IdempotencyKey = None

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.auth import Principal
 from fleet.common.db import utcnow
-from fleet.common.errors import ConflictError
+from fleet.common.errors import ConflictError, OverloadedError
 from fleet.common.geo import Point
 from fleet.common.logging import get_logger
 from fleet.common.messaging import Envelope
@@ -34,6 +34,7 @@ from fleet.common.saga import (
     SagaInstance,
     no_savepoint,
 )
+from fleet.common.shedding import QueueDelayShedder
 from fleet.contracts import booking
 from fleet.contracts.events import TripConfirmed, TripRejected
 from fleet.trip.adapters.repository import SqlTripRepository
@@ -70,6 +71,14 @@ class Booking:
         self.started = Counter(
             "saga_started_total", "Sagas started, by saga.", ["saga"], registry=registry
         )
+        self.shed = Counter(
+            "saga_shed_total",
+            "Sagas refused at the door (503) while a standing queue delayed their steps.",
+            ["saga"],
+            registry=registry,
+        )
+        self.shedder = QueueDelayShedder(rt.settings.shed_target_ms / 1000)
+        self._shedding = False
         self.engine = SagaEngine(
             DEFINITION,
             self._send,
@@ -85,6 +94,7 @@ class Booking:
             on_compensated=self._reject_trip,
             on_failed=self._reject_trip,
             observer=PrometheusSagaObserver(registry),
+            shedder=self.shedder,
         )
 
     async def book(self, who: Principal, request: BookingRequest, key: str | None) -> Trip:
@@ -92,6 +102,7 @@ class Booking:
         fingerprint = request.fingerprint()
         if key is not None and (found := await self._existing(who, key, fingerprint)):
             return found
+        self._admit()
         now, saga_id = utcnow(), uuid.uuid4()
         trip = Trip.request(
             rider_id=who.user_id,
@@ -113,6 +124,20 @@ class Booking:
             raise
         self.started.labels(DEFINITION.name).inc()
         return trip
+
+    def _admit(self) -> None:
+        """Refuse the booking (503, Retry-After) while the sagas in flight queue up: accepting
+        more would only make their steps time out (fleet.common.shedding)."""
+        overloaded = self.engine.overloaded()
+        if overloaded != self._shedding:
+            self._shedding = overloaded
+            event = "refusing new bookings" if overloaded else "accepting bookings again"
+            log.warning(event, saga=DEFINITION.name)
+        if overloaded:
+            self.shed.labels(DEFINITION.name).inc()
+            raise OverloadedError(
+                "too many bookings are in progress; retry in a second", retry_after_s=1
+            )
 
     async def _existing(self, who: Principal, key: str, fingerprint: str) -> Trip | None:
         async with self.rt.db.session() as session:
