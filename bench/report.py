@@ -127,18 +127,38 @@ def saga_figures(result: Result) -> list[Figure]:
         Figure("unsettled", number(s, "unsettled"), ",.0f"),
         *(Figure(f"saga {p} ms", number(s, "saga_completed", f"{p}_ms")) for p in PERCENTILES),
     ]
+    return out + cpu_figures(s, bookings, "booking", "services + gateway")
+
+
+def cpu_figures(s: dict[str, Any], units: float | None, unit: str, own: str) -> list[Figure]:
+    """CPU ms per unit of work of each measured process, and of `own` (the sum of those not
+    shared with the rest of the machine), from the summary's `cpu_s` (CPU seconds)."""
     cpu = s.get("cpu_s")
-    if isinstance(cpu, dict) and cpu:
-        per = max(bookings or 0, 1) / 1000  # CPU seconds → ms per booking
+    if not isinstance(cpu, dict) or not cpu:
+        return []
+    per = max(units or 0, 1) / 1000  # CPU seconds → ms per unit
 
-        def ms(name: str) -> float | None:
-            seconds = number(cpu, name)
-            return None if seconds is None else seconds / per
+    def ms(name: str) -> float | None:
+        seconds = number(cpu, name)
+        return None if seconds is None else seconds / per
 
-        out += [Figure(f"CPU ms/booking: {name}", ms(name)) for name in cpu]
-        own = [v for k, v in cpu.items() if "shared" not in k and number(cpu, k) is not None]
-        out.append(Figure("CPU ms/booking: services + gateway", sum(own) / per))
-    return out
+    out = [Figure(f"CPU ms/{unit}: {name}", ms(name)) for name in cpu]
+    mine = [v for k, v in cpu.items() if "shared" not in k and number(cpu, k) is not None]
+    return [*out, Figure(f"CPU ms/{unit}: {own}", sum(mine) / per)]
+
+
+def lean_saga_figures(result: Result) -> list[Figure]:
+    """The lean probe (bench/lean_saga.py): a baseline for saga's figures, with no target."""
+    s = summary_of(result)
+    completed = number(s, "completed")
+    return [
+        Figure("completed/s", number(s, "completed_per_s")),
+        Figure("sagas", number(s, "sagas"), ",.0f"),
+        Figure("completed", completed, ",.0f"),
+        Figure("unfinished", number(s, "unfinished"), ",.0f"),
+        *(Figure(f"saga {p} ms", number(s, "saga_completed", f"{p}_ms")) for p in PERCENTILES),
+        *cpu_figures(s, completed, "saga", "the five probe processes"),
+    ]
 
 
 def location_parts(result: Result) -> tuple[dict[str, Any], dict[str, Any], float | None]:
@@ -189,6 +209,7 @@ def other_figures(result: Result) -> list[Figure]:
 
 FIGURES: dict[str, Callable[[Result], list[Figure]]] = {
     "saga": saga_figures,
+    "lean_saga": lean_saga_figures,
     "location_read": location_figures,
     "telemetry": telemetry_figures,
 }
