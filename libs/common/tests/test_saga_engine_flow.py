@@ -390,7 +390,7 @@ async def test_each_remote_step_feeds_the_shedder_once_committed_and_local_steps
         if r.started_at and r.finished_at
     ]
     assert len(shedder.samples) == 3
-    assert not engine.overloaded()
+    assert engine.admit()
 
 
 async def test_a_reply_rolled_back_feeds_the_shedder_nothing(db: Database) -> None:

@@ -291,9 +291,9 @@ async def test_while_the_sagas_queue_up_a_new_booking_is_503_with_retry_after_an
     first = await post_trip(api, rider, key="before-the-queue")
     assert (await api.settled(rider, first.json()["id"]))["status"] == "confirmed"
     booking: Booking = app.state.fleet.services["trip"].extras["booking"]
-    for _ in range(2):  # a whole interval in which every remote step took 5 s (the first
-        await asyncio.sleep(booking.shedder.interval_s + 0.05)  # may hold that booking's)
-        booking.shedder.observe(5.0)
+    for _ in range(2):  # a whole interval in which every remote step took 5 s and no saga
+        await asyncio.sleep(booking.shedder.interval_s + 0.05)  # ended (the first may hold
+        booking.shedder.observe(5.0)  # that booking's)
 
     refused = await post_trip(api, rider)
     replayed = await post_trip(api, rider, key="before-the-queue")
@@ -307,6 +307,7 @@ async def test_while_the_sagas_queue_up_a_new_booking_is_503_with_retry_after_an
     assert await trip_ids(api, rider) == [first.json()["id"]]
     assert "saga_shed_total" in (await api.http.get("/metrics")).text
 
-    booking.shedder.observe(0.01)  # one step went through fast: the queue is gone
+    # the interval under way holds that 5 s sample; the next holds none: no queue stands
+    await asyncio.sleep(2 * booking.shedder.interval_s + 0.05)
     accepted = await post_trip(api, rider)
     assert accepted.status_code == 202, accepted.text

@@ -1,19 +1,29 @@
 """Load shedding on queueing delay: refuse new work while a standing queue delays the old.
 
-An orchestrator that keeps accepting work past its machine's capacity does not just get slow:
-its queues grow until steps of the work already accepted time out, the timeouts start
-compensations, and the compensations are more work in the same queues. Throughput collapses
-while the input stays the same (measured: 60 bookings/s offered to a stack that could confirm
-≈ 35/s confirmed 6/s and rejected four bookings in five, every one after a step timeout).
+An orchestrator that keeps accepting work past its machine's capacity does not just get slow: its
+queues grow until steps of the work already accepted time out, the timeouts start compensations,
+and the compensations are more work in the same queues. Throughput collapses while the input stays
+the same (measured: 60 bookings/s offered to a stack that could confirm ≈ 35/s confirmed 6/s and
+rejected four bookings in five, every one after a step timeout).
 
 `QueueDelayShedder` watches the delay the accepted work meets (for the booking saga: each remote
-step's time from dispatch to reply, which contains every queue on the way) and says when to
-refuse new work, with CoDel's signal (Nichols & Jacobson, RFC 8289): a queue is *standing*, not a
-burst, when even the fastest sample of a whole interval exceeds the target. While one stands,
-new work is refused (the HTTP path answers 503 with `Retry-After`), so the queue drains and the
-work in it finishes in time. One fast sample lifts it at once, and so does an interval without
-samples (no work in flight is no queue). No shared state: each replica decides from the delays
-its own consumers see, which competing consumers make the same for every replica.
+step's time from dispatch to reply, which contains every queue on the way) and says when to refuse
+new work, with CoDel's signal (Nichols & Jacobson, RFC 8289): a queue is *standing*, not a burst,
+when even the fastest sample of a whole interval exceeds the target. While one stands, new work is
+refused (the HTTP path answers 503 with `Retry-After`), so the queue drains and the work in it
+finishes in time. One fast sample lifts it at once, and so does an interval without samples (no
+work in flight is no queue).
+
+Refusing all new work while a queue stands is blunt: the queue drains, the machine may idle for a
+moment, and one fast sample lets a burst in. Pacing arrivals at a fraction of the completion rate
+instead was built and measured (seventh session, docs/performance.md): at 1.4 times the capacity it
+confirmed more (41 against 34 bookings/s, though at a faster moment of a drifting machine), but at
+1.8 times the refused requests themselves (HTTP, authentication, a problem document) took the
+orchestrator's event loop from the replies, completions fell, the pace followed them down, and it
+confirmed 18/s against this rule's 28/s (at a slower moment).
+
+No shared state: each replica decides from the delays its own consumers see, which competing
+consumers make the same for every replica.
 """
 
 from __future__ import annotations
@@ -51,6 +61,10 @@ class QueueDelayShedder:
         """One sample: the delay one piece of admitted work met."""
         self._roll()
         self._window_min = min(self._window_min, seconds)
+
+    def admit(self) -> bool:
+        """May one new piece of work start now? Not while a standing queue is above the target."""
+        return not self.overloaded()
 
     def overloaded(self) -> bool:
         """True while a standing queue is above the target: refuse new work."""

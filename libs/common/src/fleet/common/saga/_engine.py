@@ -59,7 +59,7 @@ class SagaEngine:
     `(session, instance) -> dict | None`; a returned dict is merged into the saga's data.
     Hooks run in the transaction that ends the saga, after it is saved. With a `shedder`, every
     remote step's time from dispatch to outcome is a sample of the queueing it met, and
-    `overloaded()` says whether to refuse new sagas (fleet.common.shedding).
+    `admit()` says whether a new saga may start (fleet.common.shedding).
     """
 
     def __init__(
@@ -102,9 +102,9 @@ class SagaEngine:
         self._shedder = shedder if shedder is not None and shedder.enabled else None
         self._remote = frozenset(s.name for s in definition.steps if not s.local)
 
-    def overloaded(self) -> bool:
-        """True while a standing queue delays this saga's remote steps: start no new saga."""
-        return self._shedder is not None and self._shedder.overloaded()
+    def admit(self) -> bool:
+        """May a new saga start now? Not while a standing queue delays the remote steps."""
+        return self._shedder is None or self._shedder.admit()
 
     @property
     def reply_to(self) -> str:

@@ -128,12 +128,12 @@ class Booking:
     def _admit(self) -> None:
         """Refuse the booking (503, Retry-After) while the sagas in flight queue up: accepting
         more would only make their steps time out (fleet.common.shedding)."""
-        overloaded = self.engine.overloaded()
-        if overloaded != self._shedding:
-            self._shedding = overloaded
-            event = "refusing new bookings" if overloaded else "accepting bookings again"
-            log.warning(event, saga=DEFINITION.name)
-        if overloaded:
+        admitted = self.engine.admit()
+        if admitted == self._shedding:
+            self._shedding = not admitted
+            event = "accepting bookings again" if admitted else "refusing new bookings"
+            log.warning(event, saga=DEFINITION.name, standing_s=self.shedder.standing_delay_s())
+        if not admitted:
             self.shed.labels(DEFINITION.name).inc()
             raise OverloadedError(
                 "too many bookings are in progress; retry in a second", retry_after_s=1
