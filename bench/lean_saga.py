@@ -741,7 +741,8 @@ def measure(args: argparse.Namespace) -> int:
         errors.append(f"{outcome.unpublished} outbox rows were never published")
     s = summary(args, wall, cpu, outcome, errors)
     print("\n" + render(args, s) + "\n")
-    print(cpu_table(cpu, max(s["completed"], 1), "saga") + "\n")  # per completed saga
+    per_saga = cpu_table(cpu, max(s["completed"], 1), "saga", own="the five probe processes")
+    print(per_saga + "\n")  # per completed saga
     recorded = {k: v for k, v in vars(args).items() if k not in HIDDEN}
     result: dict[str, Any] = {"args": recorded, "load_average_before": load_before, "summary": s}
     result |= {"baselines": {}, "errors": errors[:50]}

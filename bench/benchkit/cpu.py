@@ -59,10 +59,10 @@ class CpuMeter:
         return {k: round(after[k] - self._before.get(k, 0.0), 2) for k in after}
 
 
-def cpu_table(cpu: dict[str, float], units: int, unit: str) -> str:
+def cpu_table(cpu: dict[str, float], units: int, unit: str, own: str = "services + gateway") -> str:
     """CPU seconds by process and per unit of work; the sum over our own processes (the shared
     servers aside) bounds the throughput: cores / (CPU s per unit)."""
-    own = sum(v for k, v in cpu.items() if "shared" not in k)
+    total = sum(v for k, v in cpu.items() if "shared" not in k)
     rows = [[name, f"{sec:.2f}", f"{sec / units * 1000:.1f}"] for name, sec in cpu.items()]
-    rows.append(["services + gateway", f"{own:.2f}", f"{own / units * 1000:.1f}"])
+    rows.append([own, f"{total:.2f}", f"{total / units * 1000:.1f}"])
     return table("CPU used during the run", ["process", "CPU s", f"CPU ms/{unit}"], rows)
