@@ -125,8 +125,14 @@ def saga_figures(result: Result) -> list[Figure]:
         Figure("confirmed", number(s, "confirmed"), ",.0f"),
         Figure("rejected", number(s, "rejected"), ",.0f"),
         Figure("unsettled", number(s, "unsettled"), ",.0f"),
+        Figure("shed (503)", number(s, "shed"), ",.0f"),
         *(Figure(f"saga {p} ms", number(s, "saga_completed", f"{p}_ms")) for p in PERCENTILES),
     ]
+    if isinstance(lean := result.data.get("lean_probe"), dict):  # `--lean`: the same load
+        out += [
+            Figure("lean probe at the same load: completed/s", number(lean, "completed_per_s")),
+            Figure("lean probe saga p95 ms", number(lean, "saga_completed", "p95_ms")),
+        ]
     return out + cpu_figures(s, bookings, "booking", "services + gateway")
 
 

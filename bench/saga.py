@@ -20,6 +20,7 @@ timestamps) and reports the CPU time each process used per booking.
     uv run python bench/saga.py                      # own stack, 500 bookings at 32
     uv run python bench/saga.py --bookings 300 --concurrency 16
     uv run python bench/saga.py --bookings 400 --rate 20   # open loop: 20 arrivals per second
+    uv run python bench/saga.py --bookings 800 --rate 40 --lean  # … then the lean probe, same load
     uv run python bench/saga.py --url http://127.0.0.1:8000 --amqp-url amqp://…/vhost
 """
 
@@ -28,13 +29,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import math
 import os
 import random
+import subprocess
 import sys
+import tempfile
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -103,6 +108,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-logs", action="store_true", help="keep the own stack's service logs")
     p.add_argument("--probe-requests", type=int, default=500, help="requests per baseline")
     p.add_argument("--no-baseline", action="store_true", help="skip the /health baselines")
+    p.add_argument(
+        "--lean",
+        action="store_true",
+        help="then run the lean probe (bench/lean_saga.py) at the same load and set its figures "
+        "beside the platform's: what the machine could do at the same moment",
+    )
     add_results_dir_option(p)
     args = p.parse_args(argv)
     if args.bookings < 1 or args.concurrency < 1:
@@ -374,7 +385,7 @@ async def drive(
     return run, wall, cpu, observer
 
 
-async def measure(args: argparse.Namespace, target: Target) -> None:
+async def measure(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     load_before = os.getloadavg()  # other work on the machine skews every figure
     limits = httpx.Limits(max_connections=connections(args))
     async with httpx.AsyncClient(base_url=target.gateway, timeout=30, limits=limits) as http:
@@ -394,7 +405,54 @@ async def measure(args: argparse.Namespace, target: Target) -> None:
     extra = {"polls": observer.polls} if isinstance(observer, PollObserver) else {}
     result: dict[str, Any] = {"args": vars(args), "load_average_before": load_before, "summary": s}
     result |= {"baselines": base, "errors": run.errors[:50], **extra}
-    log(f"results written to {write_json('saga', result, args.results_dir)}")
+    return result
+
+
+def lean_probe(args: argparse.Namespace) -> dict[str, Any]:
+    """The lean probe's summary at this run's load (`--sagas` = `--bookings`, same pace)."""
+    load = ["--rate", f"{args.rate:g}"] if args.rate else ["--concurrency", str(args.concurrency)]
+    with tempfile.TemporaryDirectory(prefix="fleet-lean-") as out:
+        script = Path(__file__).with_name("lean_saga.py")
+        cmd = [sys.executable, str(script), "--sagas", str(args.bookings), *load]
+        log("the lean probe at the same load (bench/lean_saga.py)…")
+        done = subprocess.run([*cmd, "--results-dir", out], check=False)
+        found = sorted(Path(out).glob("lean_saga-*.json"))
+        if done.returncode != 0 or not found:
+            raise RuntimeError(f"the lean probe failed (exit {done.returncode})")
+        summary: dict[str, Any] = json.loads(found[0].read_text())["summary"]
+    return summary
+
+
+def per_unit_cpu(cpu: dict[str, float], units: int) -> str:
+    """CPU ms per unit: own processes / PostgreSQL / RabbitMQ."""
+    own = sum(v for k, v in cpu.items() if "shared" not in k)
+    pg = sum(v for k, v in cpu.items() if k.startswith("postgres"))
+    mq = sum(v for k, v in cpu.items() if k.startswith("rabbitmq"))
+    return " / ".join(f"{v / max(units, 1) * 1000:.1f}" for v in (own, pg, mq))
+
+
+def against_lean(s: dict[str, Any], lean: dict[str, Any]) -> str:
+    """The platform's headline figures beside the probe's."""
+    mine: Latency = s["saga_completed"]
+    theirs = lean["saga_completed"]
+    rows = [
+        [
+            "platform (confirmed)",
+            f"{s['confirmed_per_s']:.1f}",
+            *(f"{v:.1f}" for v in mine.figures()[:3]),
+            per_unit_cpu(s["cpu_s"], s["bookings"]),
+        ],
+        [
+            "lean probe (completed)",
+            f"{lean['completed_per_s']:.1f}",
+            *(f"{theirs[k]:.1f}" for k in ("p50_ms", "p95_ms", "p99_ms")),
+            per_unit_cpu(lean["cpu_s"], lean["completed"]),
+        ],
+    ]
+    header = ["", "per s", "p50 ms", "p95 ms", "p99 ms", "CPU ms each: own / PG / RabbitMQ"]
+    return table(
+        "The platform against the lean probe, same load, one after the other", header, rows
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -417,7 +475,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.url:
         log("starting an own stack (fresh database and RabbitMQ vhost)…")
     with where as target:
-        asyncio.run(measure(args, target))
+        result = asyncio.run(measure(args, target))
+    if args.lean:  # once the platform's stack is gone: the probe has the machine to itself
+        result["lean_probe"] = lean_probe(args)
+        print("\n" + against_lean(result["summary"], result["lean_probe"]) + "\n")
+    log(f"results written to {write_json('saga', result, args.results_dir)}")
     return 0
 
 

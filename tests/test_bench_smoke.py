@@ -27,7 +27,7 @@ RESULT_KEYS = {"benchmark", "at", "machine", "args", "load_average_before", "sum
 RESULT_KEYS |= {"baselines", "errors"}
 # The smallest run of each benchmark that still takes every step of it.
 SMOKE_ARGS = {
-    "saga": ["--bookings", "6", "--concurrency", "2", "--probe-requests", "5"],
+    "saga": ["--bookings", "6", "--concurrency", "2", "--probe-requests", "5", "--lean"],
     "lean_saga": ["--sagas", "6", "--concurrency", "2"],
     "location_read": [
         *("--driver", "httpx"),  # the fallback without wrk, chosen whether wrk is there or not
@@ -173,7 +173,12 @@ def test_saga_bench_confirms_every_booking_on_its_own_stack_and_its_result_rende
     assert s["hops"]
     assert sum(v for k, v in s["cpu_s"].items() if "shared" not in k) > 0
     assert data["baselines"]["hello-world FastAPI /health"]["1 at a time"]["per_s"] > 0
-    assert_reported(bench_runs["saga"])
+    assert s["shed"] == 0
+    lean = data["lean_probe"]  # --lean: the probe at the same load, after the platform
+    assert (lean["sagas"], lean["completed"], lean["unfinished"]) == (6, 6, 0)
+    assert lean["saga_completed"]["p95_ms"] > 0
+    assert "The platform against the lean probe" in bench_runs["saga"].finish()[1]
+    assert "| lean probe at the same load: completed/s |" in assert_reported(bench_runs["saga"])
 
 
 @needs_servers
