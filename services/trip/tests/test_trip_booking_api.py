@@ -305,7 +305,9 @@ async def test_while_the_sagas_queue_up_a_new_booking_is_503_with_retry_after_an
     assert replayed.status_code == 202, replayed.text  # an accepted booking's retry still answers
     assert replayed.json()["id"] == first.json()["id"]
     assert await trip_ids(api, rider) == [first.json()["id"]]
-    assert "saga_shed_total" in (await api.http.get("/metrics")).text
+    metrics = (await api.http.get("/metrics")).text
+    assert 'saga_shed_total{saga="trip-booking"} 1.0' in metrics
+    assert 'saga_standing_delay_seconds{saga="trip-booking"} 5.0' in metrics
 
     # the interval under way holds that 5 s sample; the next holds none: no queue stands
     await asyncio.sleep(2 * booking.shedder.interval_s + 0.05)

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -78,6 +78,13 @@ class Booking:
             registry=registry,
         )
         self.shedder = QueueDelayShedder(rt.settings.shed_target_ms / 1000)
+        Gauge(
+            "saga_standing_delay_seconds",
+            "Fastest remote step of the last full second while it exceeded the shedding target "
+            "(new sagas are refused meanwhile); 0 when no queue stands.",
+            ["saga"],
+            registry=registry,
+        ).labels(DEFINITION.name).set_function(lambda: self.shedder.standing_delay_s() or 0.0)
         self._shedding = False
         self.engine = SagaEngine(
             DEFINITION,
