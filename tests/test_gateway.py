@@ -56,9 +56,22 @@ async def _echo(request: Request) -> JSONResponse:
     )
 
 
+OVERLOADED = {"type": "https://fleet.dev/problems/overloaded", "status": 503}
+refused: list[str] = []  # what reached the shedding route
+
+
+async def _shedding(request: Request) -> JSONResponse:
+    refused.append(request.url.path)
+    if request.url.path.endswith("/no-retry-after"):
+        return JSONResponse({"status": 503}, status_code=503)
+    return JSONResponse(OVERLOADED, status_code=503, headers={"Retry-After": "1"})
+
+
 @pytest.fixture
 async def upstream() -> AsyncIterator[str]:
+    refused.clear()
     routes = [
+        Route("/trips/shed/{rest:path}", _shedding, methods=["GET", "POST"]),
         Route("/trips/1/tracking/stream", _stream),
         Route("/trips/1", _trip),
         Route("/trips/packed", _compressed),
@@ -70,8 +83,10 @@ async def upstream() -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def gateway_to(upstreams: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    app = gateway_app(upstreams)
+async def gateway_to(
+    upstreams: dict[str, str], hold_max_s: float = 0.25
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = gateway_app(upstreams, hold_max_s=hold_max_s)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
@@ -198,3 +213,32 @@ async def test_a_service_answer_that_cannot_be_read_is_a_bad_gateway_not_a_crash
         r = await gw.get("/dead-letters")
     assert (r.status_code, r.headers["content-type"]) == (502, "application/problem+json")
     assert r.json()["detail"] == "user service answer unreadable: DecodingError"
+
+
+async def test_an_overloaded_refusal_is_repeated_by_the_gateway_for_a_moment_then_asked_again(
+    upstream: str,
+) -> None:
+    async with gateway_to({"trip": upstream}, hold_max_s=0.3) as gateway:
+        first = await gateway.post("/trips/shed/book", json={})
+        held = await gateway.post("/trips/shed/book", json={})
+        other_path = await gateway.post("/trips/shed/other", json={})
+        other_method = await gateway.get("/trips/shed/book")
+        assert refused == ["/trips/shed/book", "/trips/shed/other", "/trips/shed/book"]
+        await asyncio.sleep(0.35)
+        again = await gateway.post("/trips/shed/book", json={})
+
+    for r in (first, held, other_path, other_method, again):
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "1"
+        assert r.json() == OVERLOADED
+    assert held.headers["content-type"] == first.headers["content-type"]
+    assert refused[-1] == "/trips/shed/book"
+    assert len(refused) == 4
+
+
+async def test_a_503_without_retry_after_is_never_repeated_by_the_gateway(upstream: str) -> None:
+    async with gateway_to({"trip": upstream}) as gateway:
+        answers = [await gateway.get("/trips/shed/no-retry-after") for _ in range(3)]
+
+    assert [r.status_code for r in answers] == [503] * 3
+    assert len(refused) == 3

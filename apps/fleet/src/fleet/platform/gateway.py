@@ -4,6 +4,10 @@ Good enough for local runs, tests and benchmarks; production puts a real gateway
 in front, as the Kubernetes manifests do. It also serves the operations console at /console, whose
 API calls go through this same proxy.
 
+A service that refuses a request as overloaded (503 with `Retry-After`, as trip's load shedding
+does, ADR 0010) is not asked again for the same method and path for a moment (`HOLD_MAX_S`): the
+gateway repeats the refusal itself.
+
 Requests are forwarded with aiohttp's client: at 16 requests in flight httpx's cost the gateway
 ≈ 1 ms of CPU per request, aiohttp's ≈ 70 µs (docs/performance.md), and every booking goes
 through here. The operator-only union of dead-letter queues asks the services with httpx.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import quote
@@ -36,6 +41,36 @@ NOT_FORWARDED = HOP_BY_HOP | {"content-length"}
 # Headers aiohttp would add on its own; a proxy sends only what the caller sent.
 NOT_ADDED = ("User-Agent", "Accept-Encoding", "Content-Type")
 EVENT_STREAM = "text/event-stream"
+# After a service refuses a request as overloaded (503 with Retry-After: nothing was done), the
+# gateway answers the same request (method and path) that way itself for this long at most: the
+# refusals a flood would cost the service's event loop, taken from the work it is behind on.
+HOLD_MAX_S = 0.25
+
+
+class _Refusals:
+    """The overloaded answers the gateway repeats itself, by method and path, until they expire."""
+
+    def __init__(self, hold_max_s: float) -> None:
+        self.hold_max_s = hold_max_s
+        self._held: dict[tuple[str, str], tuple[float, Response]] = {}
+
+    def answer(self, method: str, path: str) -> Response | None:
+        held = self._held.get((method, path))
+        if held is None:
+            return None
+        until, response = held
+        if time.monotonic() >= until:
+            del self._held[(method, path)]
+            return None
+        return Response(response.body, response.status_code, headers=dict(response.headers))
+
+    def remember(self, method: str, path: str, response: Response) -> None:
+        retry = response.headers.get("retry-after", "")
+        if response.status_code == 503 and retry.isdigit() and self.hold_max_s > 0:
+            now = time.monotonic()
+            if len(self._held) >= 1024:  # paths refused once and never asked again
+                self._held = {k: v for k, v in self._held.items() if v[0] > now}
+            self._held[(method, path)] = (now + min(float(retry), self.hold_max_s), response)
 
 
 def owner_of(path: str) -> str | None:
@@ -80,12 +115,19 @@ async def _queues_of(
 
 
 def gateway_app(
-    upstreams: dict[str, str], timeout: float = 30.0, *, console: bool = True
+    upstreams: dict[str, str],
+    timeout: float = 30.0,
+    *,
+    console: bool = True,
+    hold_max_s: float = HOLD_MAX_S,
 ) -> Starlette:
     """Proxy requests to `upstreams[service]` (base URLs), choosing the service by path; with
-    `console`, the operations console at /console on top of that proxy."""
+    `console`, the operations console at /console on top of that proxy. A service's 503 with
+    `Retry-After` is repeated by the gateway for the same method and path for up to
+    `hold_max_s` (0: never)."""
     client: httpx.AsyncClient | None = None
     session: aiohttp.ClientSession | None = None
+    refusals = _Refusals(hold_max_s)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -113,6 +155,8 @@ def gateway_app(
                 status_code=404,
                 media_type=PROBLEM_MEDIA_TYPE,
             )
+        if (held := refusals.answer(request.method, request.url.path)) is not None:
+            return held
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
         try:
             upstream = await session.request(
@@ -139,7 +183,9 @@ def gateway_app(
             return _bad_gateway(f"{service} service unreachable: {type(exc).__name__}")
         finally:
             upstream.release()
-        return Response(content, status_code=upstream.status, headers=out)
+        response = Response(content, status_code=upstream.status, headers=out)
+        refusals.remember(request.method, request.url.path, response)
+        return response
 
     async def dead_letter_queues(request: Request) -> Response:
         """Every service's consumed queues: each service lists only its own. The services are
