@@ -66,7 +66,14 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from benchkit.cpu import CpuMeter, cpu_table
-from benchkit.report import LATENCY_HEADER, Latency, add_results_dir_option, table, write_json
+from benchkit.report import (
+    LATENCY_HEADER,
+    Latency,
+    add_results_dir_option,
+    pace,
+    table,
+    write_json,
+)
 
 
 @dataclass(frozen=True)
@@ -625,29 +632,6 @@ def children(args: argparse.Namespace, database: str, amqp: str) -> Iterator[Chi
         kids.stop()
 
 
-@contextmanager
-def own_database_and_vhost() -> Iterator[tuple[str, str]]:
-    """A fresh database and RabbitMQ vhost, removed afterwards (as benchkit.stack.own_stack)."""
-    # Imported here: the children need neither, and fleet.common.testing takes seconds to load.
-    from fleet.common.testing import create_database, create_vhost, delete_vhost, drop_database
-
-    database = create_database(prefix="fleet_lean")
-    try:
-        amqp = create_vhost(prefix="fleet_lean")
-        try:
-            yield database, amqp
-        finally:
-            delete_vhost(amqp)
-    finally:
-        drop_database(database)
-
-
-def pace(args: argparse.Namespace) -> str:
-    if args.rate is not None:
-        return f"arriving at {args.rate:g}/s (open loop)"
-    return f"at concurrency {args.concurrency}"
-
-
 def run_load(args: argparse.Namespace, kids: Children) -> tuple[float, dict[str, float]]:
     """Wait for the five to be ready, run the sagas: (wall time, CPU seconds by process)."""
     started = time.perf_counter()
@@ -732,7 +716,11 @@ def render(args: argparse.Namespace, s: dict[str, Any]) -> str:
 def measure(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()  # other work on the machine skews every figure
     log("fresh database and RabbitMQ vhost, five processes…")
-    with own_database_and_vhost() as (database, amqp), children(args, database, amqp) as kids:
+    # Imported here: the children need none of it, and it takes seconds to load.
+    from benchkit.stack import fresh_database_and_vhost
+
+    fresh = fresh_database_and_vhost("fleet_lean")
+    with fresh as (database, amqp), children(args, database, amqp) as kids:
         wall, cpu = run_load(args, kids)
         log(f"done in {wall:.1f}s; reading the sagas")
         outcome = asyncio.run(read_outcome(database))

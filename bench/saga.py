@@ -46,13 +46,14 @@ import aiohttp
 import httpx
 from benchkit import hops
 from benchkit.booker import Booker, Shed
-from benchkit.cpu import CpuMeter, cpu_table
+from benchkit.cpu import CpuMeter, cpu_table, own_seconds
 from benchkit.observe import EventObserver, Observer, PollObserver
 from benchkit.probes import hello_app, probe
 from benchkit.report import (
     LATENCY_HEADER,
     Latency,
     add_results_dir_option,
+    pace,
     table,
     write_json,
 )
@@ -343,12 +344,6 @@ def render(args: argparse.Namespace, s: dict[str, Any], base: dict[str, Any]) ->
     return table(title, ["", *LATENCY_HEADER], rows)
 
 
-def pace(args: argparse.Namespace) -> str:
-    if args.rate is not None:
-        return f"arriving at {args.rate:g}/s (open loop)"
-    return f"at concurrency {args.concurrency}"
-
-
 def connections(args: argparse.Namespace) -> int:
     """HTTP connections for the bookings in flight at once (and a few for the rest)."""
     concurrency: int = args.concurrency
@@ -425,7 +420,7 @@ def lean_probe(args: argparse.Namespace) -> dict[str, Any]:
 
 def per_unit_cpu(cpu: dict[str, float], units: int) -> str:
     """CPU ms per unit: own processes / PostgreSQL / RabbitMQ."""
-    own = sum(v for k, v in cpu.items() if "shared" not in k)
+    own = own_seconds(cpu)
     pg = sum(v for k, v in cpu.items() if k.startswith("postgres"))
     mq = sum(v for k, v in cpu.items() if k.startswith("rabbitmq"))
     return " / ".join(f"{v / max(units, 1) * 1000:.1f}" for v in (own, pg, mq))

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from fleet.platform.client import ApiError, User, booking_body
+from fleet.platform.client import ApiError, User, booking_body, retry_after
 
 
 class Shed(ApiError):
@@ -60,8 +60,8 @@ class Booker:
             body = await r.read()
             if r.status != 202:
                 text = body.decode(errors="replace")
-                if r.status == 503 and (retry := r.headers.get("Retry-After", "")).isdigit():
-                    raise Shed(f"POST /trips → 503: {text}", float(retry))
+                if (delay := retry_after(r.status, r.headers)) is not None:
+                    raise Shed(f"POST /trips → 503: {text}", delay)
                 raise ApiError(f"POST /trips → {r.status}: {text}")
         trip: dict[str, Any] = orjson.loads(body)
         return trip

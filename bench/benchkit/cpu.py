@@ -59,10 +59,15 @@ class CpuMeter:
         return {k: round(after[k] - self._before.get(k, 0.0), 2) for k in after}
 
 
+def own_seconds(cpu: dict[str, float]) -> float:
+    """The CPU seconds of the measured processes, the shared servers aside."""
+    return sum(v for k, v in cpu.items() if "shared" not in k)
+
+
 def cpu_table(cpu: dict[str, float], units: int, unit: str, own: str = "services + gateway") -> str:
     """CPU seconds by process and per unit of work; the sum over our own processes (the shared
     servers aside) bounds the throughput: cores / (CPU s per unit)."""
-    total = sum(v for k, v in cpu.items() if "shared" not in k)
+    total = own_seconds(cpu)
     rows = [[name, f"{sec:.2f}", f"{sec / units * 1000:.1f}"] for name, sec in cpu.items()]
     rows.append([own, f"{total:.2f}", f"{total / units * 1000:.1f}"])
     return table("CPU used during the run", ["process", "CPU s", f"CPU ms/{unit}"], rows)

@@ -85,6 +85,13 @@ class Latency:
 LATENCY_HEADER = ["n", "p50 ms", "p95 ms", "p99 ms", "max ms", "per s"]
 
 
+def pace(args: argparse.Namespace) -> str:
+    """How the load arrives: `--rate` (open loop) or `--concurrency` (closed loop)."""
+    if args.rate is not None:
+        return f"arriving at {args.rate:g}/s (open loop)"
+    return f"at concurrency {args.concurrency}"
+
+
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A plain-text table, first column left-aligned, the others right-aligned."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

@@ -45,45 +45,56 @@ def exit_on_sigterm() -> None:
 
 
 @contextmanager
+def fresh_database_and_vhost(prefix: str) -> Iterator[tuple[str, str]]:
+    """A new PostgreSQL database and RabbitMQ vhost (their URLs), removed afterwards."""
+    database = create_database(prefix=prefix)
+    try:
+        amqp = create_vhost(prefix=prefix)
+        try:
+            yield database, amqp
+        finally:
+            delete_vhost(amqp)
+    finally:
+        drop_database(database)
+
+
+@contextmanager
 def own_stack(log_level: str = "INFO", keep_logs: bool = False) -> Iterator[Target]:
     """Four services + gateway on a fresh database and RabbitMQ vhost, removed afterwards."""
-    database = create_database(prefix="fleet_bench")
-    amqp = create_vhost(prefix="fleet_bench")
-    data_dir = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
-    ports = free_ports(len(SERVICE_NAMES) + 1)
-    stack = DistributedStack(
-        database_url=database,
-        amqp_url=amqp,
-        redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS),
-        data_dir=data_dir,
-        ports=dict(zip(SERVICE_NAMES, ports, strict=False)),
-        gateway_port=ports[-1],
-        extra_env={"FLEET_LOG_LEVEL": log_level},
-    )
-    try:
-        try:
-            stack.start()
-        except (RuntimeError, TimeoutError):
-            _print_logs(data_dir / "logs")
-            raise
-        pids = {name: proc.pid for name, proc in stack.processes.items()}
-        yield Target(
-            stack.gateway_url,
-            stack.url("trip"),
-            amqp,
-            database,
-            data_dir / "logs",
-            pids,
-            vehicle=stack.url("vehicle"),
+    with fresh_database_and_vhost("fleet_bench") as (database, amqp):
+        data_dir = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+        ports = free_ports(len(SERVICE_NAMES) + 1)
+        stack = DistributedStack(
+            database_url=database,
+            amqp_url=amqp,
+            redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS),
+            data_dir=data_dir,
+            ports=dict(zip(SERVICE_NAMES, ports, strict=False)),
+            gateway_port=ports[-1],
+            extra_env={"FLEET_LOG_LEVEL": log_level},
         )
-    finally:
-        stack.stop()
-        delete_vhost(amqp)
-        drop_database(database)
-        if keep_logs:
-            print(f"service logs kept in {data_dir / 'logs'}")
-        else:
-            shutil.rmtree(data_dir, ignore_errors=True)
+        try:
+            try:
+                stack.start()
+            except (RuntimeError, TimeoutError):
+                _print_logs(data_dir / "logs")
+                raise
+            pids = {name: proc.pid for name, proc in stack.processes.items()}
+            yield Target(
+                stack.gateway_url,
+                stack.url("trip"),
+                amqp,
+                database,
+                data_dir / "logs",
+                pids,
+                vehicle=stack.url("vehicle"),
+            )
+        finally:
+            stack.stop()
+            if keep_logs:
+                print(f"service logs kept in {data_dir / 'logs'}")
+            else:
+                shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _print_logs(logs: Path, lines: int = 15) -> None:

@@ -220,7 +220,7 @@ class ChaosRun:
                 if r.status_code not in RETRYABLE:
                     raise ChaosError(f"{method} {path} → {r.status_code}: {r.text}")
                 problem = f"{r.status_code}"
-                wait = retry_after(r) or wait
+                wait = retry_after(r.status_code, r.headers) or wait
             if time.monotonic() > deadline:
                 raise ChaosError(f"{method} {path} still failing ({problem}) after retries")
             self.result.retries += 1

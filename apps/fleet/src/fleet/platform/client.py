@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -30,9 +30,10 @@ def _expect(r: httpx.Response, status: int) -> None:
         raise ApiError(f"{r.request.method} {r.request.url.path} → {r.status_code}: {r.text}")
 
 
-def retry_after(r: httpx.Response) -> float | None:
-    """The seconds a 503 asks to wait before the request is sent again (None: not such)."""
-    value = r.headers.get("retry-after", "") if r.status_code == 503 else ""
+def retry_after(status: int, headers: Mapping[str, str]) -> float | None:
+    """The seconds a 503 asks to wait before the request is sent again, from its `Retry-After`
+    (None: not such an answer). `headers` as any HTTP library gives them (case-insensitive)."""
+    value = headers.get("retry-after", "") if status == 503 else ""
     return float(value) if value.isdigit() else None
 
 
@@ -107,7 +108,7 @@ class Platform:
         deadline = time.monotonic() + within
         while True:
             r = await self.http.post("/trips", json=body, headers=headers)
-            delay = retry_after(r)
+            delay = retry_after(r.status_code, r.headers)
             if delay is None or time.monotonic() + delay > deadline:
                 break
             await asyncio.sleep(delay)

@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from yarl import URL
 
 from fleet.common.errors import PROBLEM_MEDIA_TYPE, problem
+from fleet.platform.client import retry_after
 from fleet.platform.console import LocalTransport, console_app, console_secret
 from fleet.platform.services import SERVICE_NAMES, service_for_path
 
@@ -65,12 +66,12 @@ class _Refusals:
         return Response(response.body, response.status_code, headers=dict(response.headers))
 
     def remember(self, method: str, path: str, response: Response) -> None:
-        retry = response.headers.get("retry-after", "")
-        if response.status_code == 503 and retry.isdigit() and self.hold_max_s > 0:
+        delay = retry_after(response.status_code, response.headers)
+        if delay is not None and self.hold_max_s > 0:
             now = time.monotonic()
             if len(self._held) >= 1024:  # paths refused once and never asked again
                 self._held = {k: v for k, v in self._held.items() if v[0] > now}
-            self._held[(method, path)] = (now + min(float(retry), self.hold_max_s), response)
+            self._held[(method, path)] = (now + min(delay, self.hold_max_s), response)
 
 
 def owner_of(path: str) -> str | None:

@@ -70,13 +70,14 @@ class QueueDelayShedder:
         """True while a standing queue is above the target: refuse new work."""
         if not self.enabled:
             return False
-        self._roll()
-        return self.target_s < self._last_min < math.inf and self._window_min > self.target_s
+        return self.standing_delay_s() is not None and self._window_min > self.target_s
 
     def standing_delay_s(self) -> float | None:
-        """The fastest sample of the last full interval (None: it had none)."""
+        """The fastest sample of the last full interval if it was above the target (a standing
+        queue), else None."""
         self._roll()
-        return None if self._last_min == math.inf else self._last_min
+        standing = self.enabled and self.target_s < self._last_min < math.inf
+        return self._last_min if standing else None
 
     def _roll(self) -> None:
         now = self._clock()

@@ -136,7 +136,7 @@ class Booking:
         """Refuse the booking (503, Retry-After) while the sagas in flight queue up: accepting
         more would only make their steps time out (fleet.common.shedding)."""
         admitted = self.engine.admit()
-        if admitted == self._shedding:
+        if admitted == self._shedding:  # refusing starts or ends: say so once
             self._shedding = not admitted
             event = "accepting bookings again" if admitted else "refusing new bookings"
             log.warning(event, saga=DEFINITION.name, standing_s=self.shedder.standing_delay_s())
