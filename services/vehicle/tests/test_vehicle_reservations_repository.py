@@ -20,7 +20,7 @@ from fleet.vehicle.app import module
 from fleet.vehicle.domain.search import Circle
 from fleet.vehicle.domain.status import VehicleStatus
 from fleet.vehicle.domain.telemetry import Reading
-from fleet.vehicle.domain.vehicles import TripClosedError, Vehicle
+from fleet.vehicle.domain.vehicles import NoVehicleAvailableError, TripClosedError, Vehicle
 from fleet.vehicle.service import reservations as rs
 from fleet.vehicle.service import telemetry as tm
 from fleet.vehicle.service import vehicles as vs
@@ -292,9 +292,46 @@ async def test_opening_a_booking_is_one_statement_that_answers_its_state(make_db
     db = await make_db(module())
     fresh, released = uuid.uuid4(), uuid.uuid4()
     await rs.release_trip(db, released)
+    postgres = db.engine.dialect.name == "postgresql"
     with recorded_statements(db) as seen:
         async with db.transaction() as session:
-            assert await SqlBookings(session).open(fresh) == "open"
-            assert await SqlBookings(session).open(fresh) == "open"  # opened once, kept
-            assert await SqlBookings(session).open(released) == "released"
+            assert await SqlBookings(session).open(fresh) == ("open", postgres)
+            assert await SqlBookings(session).open(fresh) == ("open", False)  # opened once, kept
+            assert await SqlBookings(session).open(released) == ("released", False)
     assert len(seen) == 3
+
+
+async def test_booking_a_trip_it_just_opened_skips_the_look_for_a_held_vehicle(
+    make_db: MakeDb,
+) -> None:
+    db = await make_db(module())
+    await _add(db)
+    trip = uuid.uuid4()
+    with recorded_statements(db) as seen:
+        async with db.transaction() as session:
+            first = await rs.book_in(session, trip, Circle(*BERLIN))
+    with recorded_statements(db) as again:
+        async with db.transaction() as session:
+            second = await rs.book_in(session, trip, Circle(*BERLIN))
+    assert second.id == first.id  # the repeat finds the vehicle the trip holds
+    looks = [s for s in seen if "RESERVED_TRIP_ID = " in s and s.startswith("SELECT")]
+    if db.engine.dialect.name == "postgresql":  # open booking, nearest vehicle, its update
+        assert (len(seen), looks) == (3, [])
+    else:  # SQLite cannot tell a new booking from an old one: it looks
+        assert len(looks) == 1
+    assert any("RESERVED_TRIP_ID = " in s and s.startswith("SELECT") for s in again)
+
+
+async def test_a_refused_saga_booking_closes_the_trip_so_a_late_one_is_refused(
+    make_db: MakeDb,
+) -> None:
+    db = await make_db(module())
+    trip = uuid.uuid4()
+    async with db.transaction() as session:  # commits the refusal, as the participant does
+        with pytest.raises(NoVehicleAvailableError):
+            await rs.book_or_close_in(session, trip, Circle(*BERLIN))
+    v = await _add(db)
+    async with db.transaction() as session:
+        with pytest.raises(TripClosedError):
+            await rs.book_or_close_in(session, trip, Circle(*BERLIN))
+    assert (await vs.get_vehicle(db, v.id)).status == S.AVAILABLE

@@ -184,6 +184,24 @@ async def test_no_vehicle_nearby_is_a_failure_reply(
     assert (await vehicle(client, op, far["id"]))["status"] == "available"
 
 
+async def test_a_refused_reserve_closes_the_trip_so_a_late_reserve_is_refused_too(
+    saga: Orchestrator, make_vehicle: MakeVehicle, client: httpx.AsyncClient, op: Headers
+) -> None:
+    trip = uuid.uuid4()
+    first = saga.command(ReserveVehicle.event_type, reserve(trip))
+    refused = await saga.ask(first)
+    assert not refused.success
+    assert refused.error == "no vehicle available"
+
+    v = await make_vehicle()  # too late: the saga has failed and will never use it
+    late = await saga.ask(first.model_copy(update={"attempt": 2}))
+
+    assert not late.success
+    assert late.error is not None
+    assert "already over" in late.error
+    assert (await vehicle(client, op, v["id"]))["status"] == "available"
+
+
 async def test_resent_command_gets_the_same_vehicle(
     saga: Orchestrator, make_vehicle: MakeVehicle
 ) -> None:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Boolean, bindparam, false, literal_column, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import insert_for, utcnow
 from fleet.vehicle.adapters.tables import bookings
 
 BookingState = Literal["open", "released", "cancelled", "completed"]
+
+
+class Opened(NamedTuple):
+    state: BookingState
+    new: bool  # this call inserted the booking: nothing can be held for the trip yet
+
 
 # Built once (the booking saga runs them per message), executed with parameters.
 _CLOSE = (
@@ -41,16 +47,21 @@ def _ensure_statement(session: AsyncSession) -> Any:
 
 def _open_statement(session: AsyncSession) -> Any:
     """INSERT the open booking, or on conflict a no-op UPDATE of the existing row (which takes
-    its lock, as SELECT … FOR UPDATE would); RETURNING its state either way: one round trip."""
+    its lock, as SELECT … FOR UPDATE would); RETURNING its state either way: one round trip.
+
+    On PostgreSQL it also answers whether the row is new: a row this statement inserted has no
+    `xmax` yet, one it updated carries the updating transaction's. SQLite cannot tell (never new).
+    """
     dialect = session.get_bind().dialect.name
     stmt = _OPEN.get(dialect)
     if stmt is None:
         insert = insert_for(dialect, bookings).values(
             trip_id=bindparam("trip_id"), state="open", updated_at=bindparam("updated_at")
         )
+        new = literal_column("xmax = 0", Boolean) if dialect == "postgresql" else false()
         stmt = _OPEN[dialect] = insert.on_conflict_do_update(
             index_elements=["trip_id"], set_={"state": bookings.c.state}
-        ).returning(bookings.c.state)
+        ).returning(bookings.c.state, new.label("new"))
     return stmt
 
 
@@ -71,12 +82,12 @@ class SqlBookings:
             {"trip_id": trip_id, "state": state, "updated_at": utcnow()},
         )
 
-    async def open(self, trip_id: uuid.UUID) -> BookingState:
-        """Lock the trip's booking, opening it if new; its state (anything but open is over)."""
+    async def open(self, trip_id: uuid.UUID) -> Opened:
+        """Lock the trip's booking, opening it if new; its state (anything but open is over) and
+        whether this call opened it (PostgreSQL only; SQLite always answers not new)."""
         params = {"trip_id": trip_id, "updated_at": utcnow()}
-        result = await self.session.execute(_open_statement(self.session), params)
-        state: BookingState = result.scalar_one()
-        return state
+        row = (await self.session.execute(_open_statement(self.session), params)).one()
+        return Opened(row.state, bool(row.new))
 
     async def close(self, trip_id: uuid.UUID, state: BookingState) -> None:
         """Close the trip's booking for good; the first reason recorded stays."""

@@ -3,6 +3,8 @@
 Each command runs inside the inbox transaction the participant hands over, so the reservation
 and the reply commit together. Refusals (no vehicle nearby, the requested one busy or unknown,
 the booking already released) are `FleetError`s: the participant turns them into failure replies.
+Both run without the participant's savepoint (`checks_first`): release refuses nothing, and a
+refused reserve closes the booking it opened rather than rolling it back.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.outbox import InboxHandler
-from fleet.common.participant import command_payload, saga_participant
+from fleet.common.participant import checks_first, command_payload, saga_participant
 from fleet.common.runtime import ServiceRuntime
 from fleet.common.saga import SagaCommand
 from fleet.contracts.booking import ReleaseVehicle, ReserveVehicle
@@ -24,7 +26,9 @@ from fleet.vehicle.service import reservations
 async def reserve_vehicle(session: AsyncSession, command: SagaCommand) -> Mapping[str, Any]:
     cmd = command_payload(command, ReserveVehicle)
     area = Circle(cmd.pickup.lat, cmd.pickup.lon, BOOKING_RADIUS_KM)
-    vehicle = await reservations.book_in(session, cmd.trip_id, area, cmd.requested_vehicle_id)
+    vehicle = await reservations.book_or_close_in(
+        session, cmd.trip_id, area, cmd.requested_vehicle_id
+    )
     return {"vehicle_id": str(vehicle.id), "vehicle_model": vehicle.model}
 
 
@@ -38,7 +42,7 @@ def saga_commands(rt: ServiceRuntime) -> InboxHandler:
     return saga_participant(
         rt,
         {
-            ReserveVehicle.event_type: reserve_vehicle,
-            ReleaseVehicle.event_type: release_vehicle,
+            ReserveVehicle.event_type: checks_first(reserve_vehicle),
+            ReleaseVehicle.event_type: checks_first(release_vehicle),
         },
     )

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.app import not_found
 from fleet.common.db import Database
+from fleet.common.errors import FleetError
 from fleet.vehicle.adapters.bookings import SqlBookings
 from fleet.vehicle.adapters.vehicles import SqlVehicleRepository
 from fleet.vehicle.domain.search import Circle, by_distance, nearest
@@ -49,9 +50,12 @@ async def _change(db: Database, vehicle_id: uuid.UUID, act: Act) -> Vehicle:
         return await change_in(session, vehicle_id, act)
 
 
-async def _require_open(session: AsyncSession, trip_id: uuid.UUID) -> None:
-    if await SqlBookings(session).open(trip_id) != "open":
+async def _require_open(session: AsyncSession, trip_id: uuid.UUID) -> bool:
+    """Lock the trip's open booking (409 if it is over); True if this call opened it."""
+    opened = await SqlBookings(session).open(trip_id)
+    if opened.state != "open":
         raise TripClosedError(f"the booking of trip {trip_id} is already over")
+    return opened.new
 
 
 async def reserve_in(session: AsyncSession, vehicle_id: uuid.UUID, trip_id: uuid.UUID) -> Vehicle:
@@ -70,15 +74,31 @@ async def book_in(
 ) -> Vehicle:
     """The vehicle held for the trip: the requested one, else the nearest available in `area`.
 
-    A repeated booking of the same trip gets the vehicle it already holds.
+    A repeated booking of the same trip gets the vehicle it already holds. A booking this call
+    opened holds nothing yet (every reservation opens its trip's booking first), so the look
+    for a held vehicle is skipped then.
     """
-    await _require_open(session, trip_id)
-    held = await SqlVehicleRepository(session).reserved_for(trip_id)
-    if held is not None:
-        return held
+    if not await _require_open(session, trip_id):
+        held = await SqlVehicleRepository(session).reserved_for(trip_id)
+        if held is not None:
+            return held
     if requested is not None:
         return await change_in(session, requested, lambda v: v.reserve(trip_id))
     return await _reserve_nearest_in(session, area, trip_id, rounds)
+
+
+async def book_or_close_in(
+    session: AsyncSession, trip_id: uuid.UUID, area: Circle, requested: uuid.UUID | None = None
+) -> Vehicle:
+    """`book_in` for the saga's reserve-vehicle, which runs without a savepoint: a refusal
+    commits along with its failure reply, so it closes the trip's booking (as released) instead
+    of leaving it open. Nothing is held, and a late reserve of the trip is refused, as after the
+    compensation."""
+    try:
+        return await book_in(session, trip_id, area, requested)
+    except FleetError:
+        await SqlBookings(session).close(trip_id, "released")
+        raise
 
 
 async def _reserve_nearest_in(
