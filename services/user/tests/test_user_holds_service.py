@@ -9,7 +9,7 @@ import pytest
 
 from fleet.common.db import Database, utcnow
 from fleet.common.errors import ConflictError, NotFoundError
-from fleet.common.testing import MakeDb
+from fleet.common.testing import MakeDb, recorded_statements
 from fleet.user.adapters.users import SqlUserRepository
 from fleet.user.adapters.wallets import SqlWalletRepository
 from fleet.user.app import module
@@ -64,6 +64,26 @@ async def test_same_reference_twice_holds_once(db: Database) -> None:
     first = await uc.reserve_credits(db, rider, ref, 30)
     again = await uc.reserve_credits(db, rider, ref, 30)
     assert again.id == first.id
+    assert await _state(db, rider) == (100, 30, 70)
+
+
+async def test_a_repeat_of_a_hold_the_wallet_could_no_longer_cover_answers_that_hold(
+    db: Database,
+) -> None:
+    rider = await _rider(db)
+    ref = uuid.uuid4()
+    first = await uc.reserve_credits(db, rider, ref, 80)
+    again = await uc.reserve_credits(db, rider, ref, 80)  # only 20 are available now
+    assert again.id == first.id
+    assert await _state(db, rider) == (100, 80, 20)
+
+
+async def test_a_new_hold_is_three_statements(db: Database) -> None:
+    rider = await _rider(db)
+    with recorded_statements(db) as seen:
+        async with db.transaction() as s:
+            await uc.hold_credits(s, rider, uuid.uuid4(), 30)
+    assert [q.split()[0] for q in seen] == ["SELECT", "INSERT", "UPDATE"]
     assert await _state(db, rider) == (100, 30, 70)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.common.db import utcnow
+from fleet.common.db import insert_for, utcnow
 from fleet.common.errors import ConflictError
 from fleet.user.adapters.tables import credit_holds, wallet_ledger, wallets
 from fleet.user.domain.wallet import Hold, LedgerKind, Wallet
@@ -48,6 +48,7 @@ _SAVE_WALLET = (
 )
 _GET_HOLD = select(credit_holds).where(credit_holds.c.reference == bindparam("p_reference"))
 _ADD_HOLD = credit_holds.insert()
+_ADD_HOLD_ONCE: dict[str, Any] = {}  # by dialect: INSERT … ON CONFLICT (reference) DO NOTHING
 _SAVE_HOLD = (
     update(credit_holds)
     .where(credit_holds.c.id == bindparam("p_id"))
@@ -114,20 +115,36 @@ class SqlWalletRepository:
         return _hold(row) if row else None
 
     async def add_hold(self, hold: Hold) -> None:
+        await self.session.execute(_ADD_HOLD, self._hold_row(hold))
+
+    @staticmethod
+    def _hold_row(hold: Hold) -> dict[str, Any]:
         now = utcnow()
-        await self.session.execute(
-            _ADD_HOLD,
-            {
-                "id": hold.id,
-                "user_id": hold.user_id,
-                "reference": hold.reference,
-                "amount_cents": hold.amount_cents,
-                "status": hold.status,
-                "captured_cents": hold.captured_cents,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
+        return {
+            "id": hold.id,
+            "user_id": hold.user_id,
+            "reference": hold.reference,
+            "amount_cents": hold.amount_cents,
+            "status": hold.status,
+            "captured_cents": hold.captured_cents,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    async def add_hold_once(self, hold: Hold) -> bool:
+        """Insert the hold unless its reference is taken (by any rider); True if inserted.
+
+        On PostgreSQL a concurrent uncommitted hold of the same reference is waited for."""
+        dialect = self.session.get_bind().dialect.name
+        stmt = _ADD_HOLD_ONCE.get(dialect)
+        if stmt is None:
+            stmt = _ADD_HOLD_ONCE[dialect] = (
+                insert_for(dialect, credit_holds)
+                .on_conflict_do_nothing(index_elements=["reference"])
+                .returning(credit_holds.c.id)
+            )
+        result = await self.session.execute(stmt, self._hold_row(hold))
+        return result.first() is not None
 
     async def save_hold(self, hold: Hold) -> None:
         await self.session.execute(

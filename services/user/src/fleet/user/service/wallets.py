@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.app import not_found
 from fleet.common.db import Database
-from fleet.common.errors import ConflictError
+from fleet.common.errors import ConflictError, FleetError
 from fleet.user.adapters.wallets import LedgerEntry, SqlWalletRepository
 from fleet.user.domain.errors import InsufficientCredits, InvalidAmount
 from fleet.user.domain.wallet import Hold, Wallet
@@ -79,15 +79,28 @@ def _same_request(hold: Hold, user_id: uuid.UUID, amount_cents: int) -> Hold:
 async def hold_credits(
     session: AsyncSession, user_id: uuid.UUID, reference: uuid.UUID, amount_cents: int
 ) -> Hold:
-    """Hold `amount_cents` for `reference` in the caller's transaction (see `reserve_credits`)."""
+    """Hold `amount_cents` for `reference` in the caller's transaction (see `reserve_credits`).
+
+    Three statements when the reference is new (lock the wallet, insert the hold unless its
+    reference is taken, save the wallet): the look for an earlier hold of the reference is made
+    only when the insert finds one, or when the wallet cannot cover the amount (a repeat of a
+    hold placed when it could must still answer that hold).
+    """
     repo = SqlWalletRepository(session)
     wallet = await _locked(repo, user_id)
-    if existing := await repo.hold(reference):
-        return _same_request(existing, user_id, amount_cents)
     version = wallet.version
-    hold = wallet.place_hold(uuid.uuid4(), reference, amount_cents)
+    try:
+        hold = wallet.place_hold(uuid.uuid4(), reference, amount_cents)
+    except FleetError:
+        if existing := await repo.hold(reference):
+            return _same_request(existing, user_id, amount_cents)
+        raise
+    if not await repo.add_hold_once(hold):  # held (or released) before, maybe by another rider
+        existing = await repo.hold(reference)
+        if existing is None:  # gone between the two statements: nothing deletes holds
+            raise RuntimeError(f"the hold of reference {reference} vanished; retry")
+        return _same_request(existing, user_id, amount_cents)
     await repo.save(wallet, version)
-    await repo.add_hold(hold)
     return hold
 
 
@@ -103,7 +116,8 @@ async def reserve_credits(
         async with db.transaction() as session:
             return await hold_credits(session, user_id, reference, amount_cents)
     except IntegrityError:
-        # Only without row locks (SQLite) or from another rider's wallet: the reference is taken.
+        # Defensive: the insert skips a taken reference, so only a backend without row locks
+        # racing a first hold of the reference could get here.
         async with db.session() as session:
             existing = await SqlWalletRepository(session).hold(reference)
         if existing is None:
