@@ -10,13 +10,14 @@ from fleet.trip import consumers
 from fleet.trip.adapters.tables import SCHEMA, metadata
 from fleet.trip.api import routes, sagas, tracking, trips
 from fleet.trip.flags import trip_flags
+from fleet.trip.service import fares
 from fleet.trip.service.booking import Booking
 
 SWEEP_INTERVAL_S = 1.0
 
 
 async def startup(rt: ServiceRuntime) -> None:
-    booking = Booking(rt)
+    booking = Booking(rt, await fares.start(rt))
     rt.extras["booking"] = booking
     rt.extras["flags"] = trip_flags()
 
@@ -28,6 +29,10 @@ async def startup(rt: ServiceRuntime) -> None:
     rt.spawn("saga-sweeper", lambda: every(SWEEP_INTERVAL_S, sweep))
 
 
+async def shutdown(rt: ServiceRuntime) -> None:
+    await fares.stop(rt)
+
+
 def module() -> ServiceModule:
     return ServiceModule(
         name="trip",
@@ -36,5 +41,6 @@ def module() -> ServiceModule:
         routers=[trips.router, tracking.router, routes.router, sagas.router],
         migrations=Path(__file__).parent / "migrations",
         startup=startup,
+        shutdown=shutdown,
         subscriptions=consumers.subscriptions,
     )

@@ -16,6 +16,7 @@ from fleet.trip.service.tracking import tracking_consumer
 
 def subscriptions(rt: ServiceRuntime) -> list[Subscription]:
     booking: Booking = rt.extras["booking"]
+    tariffs: fares.Tariffs = rt.extras[fares.EXTRAS_KEY]
 
     async def on_saga_reply(session: AsyncSession, envelope: Envelope) -> None:
         try:
@@ -42,7 +43,7 @@ def subscriptions(rt: ServiceRuntime) -> list[Subscription]:
             TRIP_TARIFFS.name,
             TRIP_TARIFFS.exchange,
             TRIP_TARIFFS.bindings,
-            rt.consumer("tariffs", fares.record_tariff),
+            rt.consumer("tariffs", tariffs.record),
             prefetch=4,
         ),
         Subscription(

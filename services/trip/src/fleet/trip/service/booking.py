@@ -40,7 +40,7 @@ from fleet.contracts.events import TripConfirmed, TripRejected
 from fleet.trip.adapters.repository import SqlTripRepository
 from fleet.trip.adapters.tables import sagas
 from fleet.trip.domain.trips import Location, Trip
-from fleet.trip.service.fares import quote_ride
+from fleet.trip.service.fares import Tariffs
 
 log = get_logger("fleet.trip.booking")
 DEFINITION = SagaDefinition.from_dict(booking.DEFINITION)
@@ -65,8 +65,9 @@ class BookingRequest:
 class Booking:
     """The trip service's side of the booking saga (one per app)."""
 
-    def __init__(self, rt: ServiceRuntime) -> None:
+    def __init__(self, rt: ServiceRuntime, tariffs: Tariffs) -> None:
         self.rt = rt
+        self.tariffs = tariffs
         registry = rt.platform.registry
         self.started = Counter(
             "saga_started_total", "Sagas started, by saga.", ["saga"], registry=registry
@@ -174,14 +175,14 @@ class Booking:
             raise LookupError(f"saga {saga.id} refers to a missing trip")
         return trip
 
-    async def _quote_fare(self, session: AsyncSession, saga: SagaInstance) -> dict[str, Any]:
+    async def _quote_fare(self, _session: AsyncSession, saga: SagaInstance) -> dict[str, Any]:
         """Price the ride with the replicated default tariff (the vehicle is not chosen yet).
 
         A ride longer than a trip may cover is refused: the step fails and the trip is rejected.
         """
         pickup = Point.model_validate(saga.data["pickup"])
         dropoff = Point.model_validate(saga.data["dropoff"])
-        quote = await quote_ride(session, pickup, dropoff)
+        quote = await self.tariffs.quote(pickup, dropoff)
         return {
             "fare_cents": quote.fare_cents,
             "distance_km": quote.distance_km,
