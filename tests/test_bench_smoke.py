@@ -29,6 +29,9 @@ RESULT_KEYS |= {"baselines", "errors"}
 SMOKE_ARGS = {
     "saga": ["--bookings", "6", "--concurrency", "2", "--probe-requests", "5", "--lean"],
     "lean_saga": ["--sagas", "6", "--concurrency", "2"],
+    "saga_sweep": [
+        *("--rates", "2,4", "--seconds", "1.5", "--pause", "0.5", "--riders", "2", "--lean"),
+    ],
     "location_read": [
         *("--driver", "httpx"),  # the fallback without wrk, chosen whether wrk is there or not
         *("--vehicles", "2", "--rounds", "1", "--seconds", "0.5", "--warmup", "0.2"),
@@ -199,6 +202,31 @@ def test_lean_saga_bench_completes_every_saga_through_five_processes_and_its_res
     markdown = assert_reported(bench_runs["lean_saga"], judged=False)
     assert "| saga p95 ms |" in markdown
     assert "| CPU ms/saga: the five probe processes |" in markdown
+
+
+@needs_servers
+def test_saga_sweep_bench_offers_each_rate_on_one_stack_and_its_answer_renders(
+    bench_runs: dict[str, BenchRun],
+) -> None:
+    data = result_of(bench_runs["saga_sweep"])
+    s = data["summary"]
+    assert s["rates"] == [2, 4]
+    assert [step["rate"] for step in s["steps"]] == [2, 4]
+    for step, bookings in zip(s["steps"], (3, 6), strict=True):
+        done = step["summary"]
+        assert (done["bookings"], done["confirmed"], done["unsettled"]) == (bookings, bookings, 0)
+        assert done["saga_completed"]["p95_ms"] > 0
+        assert sum(v for k, v in done["cpu_s"].items() if "shared" not in k) > 0
+        lean = step["lean_probe"]  # --lean: the probe at each rate, after the platform
+        assert (lean["sagas"], lean["completed"]) == (bookings, bookings)
+    assert s["highest_rate_meeting_p95"] in (0, 2, 4)
+    assert s["lean_probe_highest_rate_meeting_p95"] in (0, 2, 4)
+    output = bench_runs["saga_sweep"].finish()[1]
+    assert "Booking sweep: open loop, one stack, rate by rate" in output
+    assert "the target (100/s) is not met." in output
+    markdown = assert_reported(bench_runs["saga_sweep"])
+    assert "| at 4/s: saga p95 ms |" in markdown
+    assert "--rates 2,4 " in markdown  # the command line, rebuilt as given
 
 
 @needs_servers
