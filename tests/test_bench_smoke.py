@@ -3,7 +3,7 @@ would break them unnoticed.
 
 Each script runs as `make bench` runs it (`python bench/<name>.py`, its own stack on a fresh
 database and vhost) with the smallest arguments that still go through its whole path, writing
-its JSON result to a temporary directory; then bench/report.py renders that result. The four
+its JSON result to a temporary directory; then bench/report.py renders that result. They all
 run at the same time: most of their time is the start-up of their service processes.
 """
 
