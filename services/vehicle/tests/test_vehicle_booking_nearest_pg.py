@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
+import random
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from sqlalchemy import insert, text
 
 from fleet.common import migrations
-from fleet.common.db import Database
+from fleet.common.db import Database, utcnow
 from fleet.common.testing import create_database, drop_database
+from fleet.vehicle.adapters.tables import vehicles
+from fleet.vehicle.adapters.vehicles import _BOUNDED_NEAREST, KNN_BOUND
 from fleet.vehicle.app import module
 from fleet.vehicle.domain.search import Circle
 from fleet.vehicle.domain.status import VehicleStatus
@@ -83,3 +89,76 @@ async def test_the_nearest_of_many_vehicles_is_booked_and_far_ones_are_not(db: D
     async with db.transaction() as session:
         with pytest.raises(NoVehicleAvailableError):
             await rs.book_in(session, uuid.uuid4(), Circle(0.0, 0.0, radius_km=5))
+
+
+async def test_the_nearest_is_ranked_by_distance_on_the_ground_not_in_plain_degrees(
+    db: Database,
+) -> None:
+    # At Seoul a degree of longitude is 0.79 of one of latitude: 0.001° east is nearer on the
+    # ground (88 m) than 0.00085° north (95 m), though farther in plain degrees.
+    east = await _vehicle_at(db, SEOUL[0], SEOUL[1] + 0.001)
+    north = await _vehicle_at(db, SEOUL[0] + 0.00085, SEOUL[1])
+    for i in range(1, 40):  # more than the bound looks past
+        await _vehicle_at(db, SEOUL[0] - 0.001 * i, SEOUL[1] - 0.001 * i)
+    area = Circle(*SEOUL, radius_km=5)
+
+    first = await rs.reserve_nearest_available(db, area, uuid.uuid4())
+    second = await rs.reserve_nearest_available(db, area, uuid.uuid4())
+
+    assert (first and first.id, second and second.id) == (east, north)
+
+
+async def test_with_every_vehicle_within_the_bound_held_a_booking_gets_the_next_free_one(
+    db: Database,
+) -> None:
+    # Due north, 0.001° apart: the 17th is farther than the bound (the 16th's distance).
+    line = [await _vehicle_at(db, SEOUL[0] + 0.001 * i, SEOUL[1]) for i in range(1, 21)]
+    area = Circle(*SEOUL, radius_km=5)
+    async with db.transaction() as holding:  # 16 bookings in flight hold the 16 nearest
+        held = [await rs.book_in(holding, uuid.uuid4(), area) for _ in range(KNN_BOUND)]
+        assert [v.id for v in held] == line[:KNN_BOUND]
+
+        other = await asyncio.wait_for(rs.reserve_nearest_available(db, area, uuid.uuid4()), 5)
+
+    assert other is not None
+    assert other.id == line[KNN_BOUND]
+
+
+async def test_the_nearest_vehicle_search_uses_the_position_index_on_a_large_fleet(
+    db: Database,
+) -> None:
+    now = utcnow()
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "vin": uuid.uuid4().hex[:17].upper(),
+            "model": "Robo-1",
+            "seats": 4,
+            "status": "available" if i % 4 else "in_trip",
+            "battery_pct": 90.0,
+            "lat": SEOUL[0] + random.uniform(-0.02, 0.02),
+            "lon": SEOUL[1] + random.uniform(-0.025, 0.025),
+            "odometer_km": 0.0,
+            "device_token_hash": "0" * 64,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(3000)
+    ]
+    async with db.transaction() as session:
+        await session.execute(insert(vehicles), rows)
+    async with db.transaction() as session:
+        await session.execute(text("ANALYZE vehicle.vehicles"))
+        bind = session.get_bind()
+        lat, lon = SEOUL
+        params = {"p_lat": lat, "p_lon": lon, "p_cos": math.cos(math.radians(lat))}
+        params |= {"p_scale": math.cos(math.radians(lat)) ** 2, "p_radius": 0.045}
+        sql = _BOUNDED_NEAREST.params(**params).compile(
+            dialect=bind.dialect, compile_kwargs={"literal_binds": True}
+        )
+        plan = (await session.execute(text(f"EXPLAIN (FORMAT JSON) {sql}"))).scalar_one()
+
+    nodes = json.dumps(plan)
+    assert nodes.count('"Index Name": "ix_vehicles_available_position"') == 2  # bound and box
+    assert '"Seq Scan"' not in nodes

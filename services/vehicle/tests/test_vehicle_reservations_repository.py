@@ -284,7 +284,7 @@ async def test_migrations_go_down_and_up_again(make_db: MakeDb) -> None:
     await migrations.downgrade(db, m.migrations)
     assert await migrations.current_revision(db) is None
     await migrations.upgrade(db, m.migrations)
-    assert await migrations.current_revision(db) == "0002"
+    assert await migrations.current_revision(db) == "0003"
     assert (await _add(db)).version == 1
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    func,
 )
 
 from fleet.common.db import UTCDateTime, service_metadata
@@ -48,6 +49,14 @@ vehicles = Table(
 )
 Index("ix_vehicles_status", vehicles.c.status)
 Index("ix_vehicles_lat_lon", vehicles.c.lat, vehicles.c.lon)
+# PostgreSQL only: the available vehicles' positions in a GiST index, for the nearest-vehicle
+# search of a booking (a k-nearest-neighbour bound, then a box; see adapters/vehicles.py).
+Index(
+    "ix_vehicles_available_position",
+    func.point(vehicles.c.lon, vehicles.c.lat),
+    postgresql_using="gist",
+    postgresql_where=vehicles.c.status == "available",
+).ddl_if(dialect="postgresql")
 # One vehicle per trip: two deliveries of one booking can never hold two vehicles.
 Index("ix_vehicles_reserved_trip_id", vehicles.c.reserved_trip_id, unique=True)
 Index("ix_vehicles_created_id", vehicles.c.created_at.desc(), vehicles.c.id)

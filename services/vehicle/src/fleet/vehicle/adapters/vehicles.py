@@ -7,7 +7,17 @@ import math
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    bindparam,
+    func,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import utcnow
@@ -65,6 +75,62 @@ def _nearest_statement() -> Select[Any]:
 
 
 _NEAREST = _nearest_statement()
+
+# How many available vehicles the nearest-neighbour bound looks past: more than the bookings
+# that may lock candidates near the same pickup at once, so that one of them is usually free.
+KNN_BOUND = 16
+
+
+def _bounded_nearest_statement() -> Select[Any]:
+    """PostgreSQL: `_NEAREST`'s answer without ranking every available vehicle of the circle.
+
+    The GiST index on the available vehicles' `point(lon, lat)` gives, in a few index steps,
+    the distance `d` in plain degrees to the `KNN_BOUND`-th nearest available vehicle. The
+    ranking distance S = sqrt(dlat² + cos²(lat)·dlon²) is at most that plain one, so every
+    vehicle with S ≤ d lies in the box dlat ≤ d, dlon ≤ d / cos(lat), which the same index
+    answers; among those the nearest unlocked one by S is returned. It is the nearest unlocked
+    vehicle of all unless every vehicle with S ≤ d is locked by other bookings: then nothing is
+    returned and the caller asks `_NEAREST`. With fewer available vehicles than the bound, `d`
+    is `p_radius` (the circle's radius in degrees of latitude) and the box spans the circle.
+    """
+    lat = bindparam("p_lat", type_=Float)
+    lon = bindparam("p_lon", type_=Float)
+    cos_lat = bindparam("p_cos", type_=Float)
+    pos = func.point(vehicles.c.lon, vehicles.c.lat)
+    here = func.point(lon, lat)
+    plain = pos.op("<->", return_type=Float)(here)
+    kth = (
+        select(plain)
+        .where(vehicles.c.status == VehicleStatus.AVAILABLE.value)
+        .order_by(plain)
+        .offset(KNN_BOUND - 1)
+        .limit(1)
+        .scalar_subquery()
+    )
+    bound = (
+        select(func.coalesce(kth, bindparam("p_radius", type_=Float)).label("d"))
+        .cte("bound")
+        .prefix_with("MATERIALIZED")  # computed once, not once per reference below
+    )
+    d = bound.c.d
+    box = func.box(func.point(lon - d / cos_lat, lat - d), func.point(lon + d / cos_lat, lat + d))
+    dlat, dlon = vehicles.c.lat - lat, vehicles.c.lon - lon
+    ranking = dlat * dlat + dlon * dlon * bindparam("p_scale", type_=Float)
+    return (
+        select(*_ENTITY_COLUMNS)
+        .select_from(bound.join(vehicles, true()))
+        .where(
+            vehicles.c.status == VehicleStatus.AVAILABLE.value,
+            pos.op("<@", is_comparison=True)(box),
+            ranking <= d * d,
+        )
+        .order_by(ranking, vehicles.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=vehicles)
+    )
+
+
+_BOUNDED_NEAREST = _bounded_nearest_statement()
 
 
 class StaleVehicleError(ConflictError):
@@ -165,6 +231,14 @@ class SqlVehicleRepository:
             "p_min_lon": min_lon,
             "p_max_lon": max_lon,
         }
+        if self.session.get_bind().dialect.name == "postgresql":
+            bounded = params | {
+                "p_cos": math.cos(math.radians(area.lat)),
+                "p_radius": max_lat - area.lat,  # the radius in degrees of latitude
+            }
+            row = (await self.session.execute(_BOUNDED_NEAREST, bounded)).first()
+            if row is not None:
+                return _vehicle(row)
         row = (await self.session.execute(_NEAREST, params)).first()
         return _vehicle(row) if row else None
 
