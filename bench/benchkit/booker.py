@@ -4,10 +4,12 @@ The load generator runs on the machine it measures, so its own CPU is taken from
 at 16 to 32 requests in flight httpx's client costs ≈ 1 to 1.4 ms of CPU per request, aiohttp's
 ≈ 70 µs (docs/performance.md). Setup, checks and reads keep the platform's own client
 (`fleet.platform.client.Platform`, httpx); only the timed `POST /trips` goes through here.
+Each booking carries an Idempotency-Key of its own, as a client that may retry sends it.
 """
 
 from __future__ import annotations
 
+import uuid
 from types import TracebackType
 from typing import Any
 
@@ -56,6 +58,7 @@ class Booker:
         if self._session is None:
             raise RuntimeError("use Booker in `async with`")
         headers = {**rider.headers, "Content-Type": "application/json"}
+        headers["Idempotency-Key"] = uuid.uuid4().hex
         async with self._session.post(self._url, data=self._body, headers=headers) as r:
             body = await r.read()
             if r.status != 202:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from fleet.common.db import Database
-from fleet.common.testing import assert_problem
+from fleet.common.testing import assert_problem, recorded_statements
 from fleet.platform.client import SEOUL, Platform, User, eventually
 from fleet.trip.adapters.tables import sagas
 from fleet.trip.service.booking import Booking
@@ -201,6 +201,25 @@ async def test_the_same_key_and_body_twice_give_the_same_trip_and_one_saga(
     assert await trip_ids(api, rider) == [first.json()["id"]]
     assert await saga_count(trip_db) == 1
     assert (await api.wallet(rider))["held_cents"] == again.json()["quoted_fare_cents"]
+
+
+async def test_a_new_idempotency_key_costs_no_lookup_only_a_retry_does(
+    app: FastAPI, api: Platform
+) -> None:
+    op = await api.operator()
+    await api.vehicle(op, 1)
+    rider = await api.rider(credits_cents=10_000)
+    trip_db: Database = app.state.fleet.services["trip"].db  # the app's own engine
+
+    with recorded_statements(trip_db) as first:
+        made = await post_trip(api, rider, key="only-once")
+    with recorded_statements(trip_db) as again:
+        retried = await post_trip(api, rider, key="only-once")
+
+    assert (made.status_code, retried.status_code) == (202, 202)
+    assert retried.json()["id"] == made.json()["id"]
+    assert not [q for q in first if q.startswith("SELECT") and "IDEMPOTENCY_KEY =" in q]
+    assert [q for q in again if q.startswith("SELECT") and "IDEMPOTENCY_KEY =" in q]
 
 
 async def test_the_same_key_with_another_body_is_409_and_changes_nothing(

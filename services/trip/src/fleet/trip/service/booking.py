@@ -106,11 +106,21 @@ class Booking:
         )
 
     async def book(self, who: Principal, request: BookingRequest, key: str | None) -> Trip:
-        """A new pending trip with its saga started, or the trip this Idempotency-Key made."""
+        """A new pending trip with its saga started, or the trip this Idempotency-Key made.
+
+        A key is looked up only when it turns out to be taken (the insert's unique violation:
+        a retry, or a concurrent request with the same key) — a new key costs no statement —
+        and, while bookings are refused, before refusing: a retry of an accepted booking still
+        gets its trip.
+        """
         fingerprint = request.fingerprint()
-        if key is not None and (found := await self._existing(who, key, fingerprint)):
-            return found
-        self._admit()
+        if not self._admit():
+            if key is not None and (found := await self._existing(who, key, fingerprint)):
+                return found
+            self.shed.labels(DEFINITION.name).inc()
+            raise OverloadedError(
+                "too many bookings are in progress; retry in a second", retry_after_s=1
+            )
         now, saga_id = utcnow(), uuid.uuid4()
         trip = Trip.request(
             rider_id=who.user_id,
@@ -126,26 +136,23 @@ class Booking:
                 await SqlTripRepository(session).add(trip)
                 await self.engine.start(session, saga_id, _saga_data(trip, request))
         except IntegrityError:
-            # A concurrent request with the same Idempotency-Key won the insert.
+            # The Idempotency-Key is taken: a retry, or a concurrent request that won the insert.
             if key is not None and (found := await self._existing(who, key, fingerprint)):
                 return found
             raise
         self.started.labels(DEFINITION.name).inc()
         return trip
 
-    def _admit(self) -> None:
-        """Refuse the booking (503, Retry-After) while the sagas in flight queue up: accepting
-        more would only make their steps time out (fleet.common.shedding)."""
+    def _admit(self) -> bool:
+        """False while the sagas in flight queue up: a new booking is then refused (503,
+        Retry-After), as accepting more would only make their steps time out
+        (fleet.common.shedding)."""
         admitted = self.engine.admit()
         if admitted == self._shedding:  # refusing starts or ends: say so once
             self._shedding = not admitted
             event = "accepting bookings again" if admitted else "refusing new bookings"
             log.warning(event, saga=DEFINITION.name, standing_s=self.shedder.standing_delay_s())
-        if not admitted:
-            self.shed.labels(DEFINITION.name).inc()
-            raise OverloadedError(
-                "too many bookings are in progress; retry in a second", retry_after_s=1
-            )
+        return admitted
 
     async def _existing(self, who: Principal, key: str, fingerprint: str) -> Trip | None:
         async with self.rt.db.session() as session:
