@@ -90,8 +90,9 @@ def _bounded_nearest_statement() -> Select[Any]:
     vehicle with S ≤ d lies in the box dlat ≤ d, dlon ≤ d / cos(lat), which the same index
     answers; among those the nearest unlocked one by S is returned. It is the nearest unlocked
     vehicle of all unless every vehicle with S ≤ d is locked by other bookings: then nothing is
-    returned and the caller asks `_NEAREST`. With fewer available vehicles than the bound, `d`
-    is `p_radius` (the circle's radius in degrees of latitude) and the box spans the circle.
+    returned and the caller asks `_NEAREST`. `d` is at most `p_radius` (the circle's radius in
+    degrees of latitude; also `d` when fewer vehicles than the bound are available), so the box
+    never spans more than the circle's.
     """
     lat = bindparam("p_lat", type_=Float)
     lon = bindparam("p_lon", type_=Float)
@@ -107,8 +108,9 @@ def _bounded_nearest_statement() -> Select[Any]:
         .limit(1)
         .scalar_subquery()
     )
-    bound = (
-        select(func.coalesce(kth, bindparam("p_radius", type_=Float)).label("d"))
+    radius = bindparam("p_radius", type_=Float)
+    bound = (  # never wider than the circle: a far fleet is not ranked when none is near
+        select(func.least(func.coalesce(kth, radius), radius).label("d"))
         .cte("bound")
         .prefix_with("MATERIALIZED")  # computed once, not once per reference below
     )
