@@ -114,6 +114,9 @@ class Database:
             # returned, and reconnecting (TLS probe, authentication, codec set-up) costs more
             # than a whole saga step's queries. No `pool_pre_ping` either: see `_drop_if_closed`.
             kwargs.update(pool_size=pool_size, max_overflow=0)
+            # Name the connections after the service: pg_stat_activity, the server's log and
+            # lock reports then say whose a session is.
+            kwargs["connect_args"] = {"server_settings": {"application_name": f"fleet-{schema}"}}
         engine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
