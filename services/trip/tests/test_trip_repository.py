@@ -17,7 +17,13 @@ from fleet.common.testing import MakeDb
 from fleet.trip.adapters.repository import SqlTrackingRepository, SqlTripRepository
 from fleet.trip.app import module
 from fleet.trip.domain.tracking import TrackingPoint
-from fleet.trip.domain.trips import StaleTrip, Trip, TripStatus
+from fleet.trip.domain.trips import (
+    StaleTrip,
+    Trip,
+    TripStatus,
+    assignment,
+    confirmation,
+)
 
 T0 = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
 BuildTrip = Callable[..., Trip]  # the `build_trip` fixture
@@ -118,6 +124,49 @@ async def test_save_writes_the_transition_and_bumps_the_version(
         vehicle,
         2,
     )
+
+
+async def test_a_move_written_in_one_statement_equals_the_move_made_on_the_loaded_trip(
+    make_db: MakeDb, build_trip: BuildTrip
+) -> None:
+    db = await make_db(module())
+    trip = build_trip(saga_id=uuid.uuid4())
+    await add(db, trip)
+    vehicle = uuid.uuid4()
+    moves = [
+        assignment(vehicle, "Model Y", 720, T0 + dt.timedelta(seconds=1)),
+        confirmation(vehicle, T0 + dt.timedelta(seconds=2)),
+    ]
+    expected = build_trip(saga_id=trip.saga_id, trip_id=trip.id, rider_id=trip.rider_id)
+    for move in moves:
+        async with db.transaction() as s:
+            written = await SqlTripRepository(s).apply(trip.id, move)
+        expected.apply(move)
+        expected.version += 1
+        assert written == expected
+    async with db.session() as s:
+        stored = await SqlTripRepository(s).get(trip.id)
+    assert stored == expected
+    assert stored is not None
+    assert (stored.status, stored.quoted_fare_cents, stored.version) == (
+        TripStatus.CONFIRMED,
+        720,
+        3,
+    )
+
+
+async def test_a_move_from_another_status_or_of_a_missing_trip_writes_nothing(
+    make_db: MakeDb, build_trip: BuildTrip
+) -> None:
+    db = await make_db(module())
+    trip = build_trip(status=TripStatus.REJECTED)
+    await add(db, trip)
+    async with db.transaction() as s:
+        repo = SqlTripRepository(s)
+        assert await repo.apply(trip.id, confirmation(uuid.uuid4(), T0)) is None
+        assert await repo.apply(uuid.uuid4(), confirmation(uuid.uuid4(), T0)) is None
+    async with db.session() as s:
+        assert await SqlTripRepository(s).get(trip.id) == trip
 
 
 async def test_a_stale_save_is_refused_and_keeps_the_winners_change(

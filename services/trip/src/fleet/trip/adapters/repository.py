@@ -8,13 +8,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import Update, bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.pagination import PageParams, newest_first
 from fleet.trip.adapters.tables import tracking_points, trips
 from fleet.trip.domain.tracking import TrackingPoint
-from fleet.trip.domain.trips import Location, StaleTrip, Trip, TripStatus
+from fleet.trip.domain.trips import Location, Move, StaleTrip, Trip, TripStatus
 
 # Columns written on every save; the identity, rider, booking request and creation never change.
 _MUTABLE = (
@@ -47,6 +47,22 @@ _SAVE = (
     .where(trips.c.id == bindparam("p_id"), trips.c.version == bindparam("p_version"))
     .values({name: bindparam(name) for name in (*_MUTABLE, "version")})
 )
+
+# `apply`'s guarded UPDATEs, one per set of columns a move writes.
+_MOVES: dict[tuple[str, ...], Update] = {}
+
+
+def _move_statement(columns: tuple[str, ...]) -> Update:
+    stmt = _MOVES.get(columns)
+    if stmt is None:
+        stmt = (
+            update(trips)
+            .where(trips.c.id == bindparam("p_id"), trips.c.status == bindparam("p_source"))
+            .values({**{name: bindparam(name) for name in columns}, "version": trips.c.version + 1})
+            .returning(*trips.c)
+        )
+        _MOVES[columns] = stmt
+    return stmt
 
 
 def _row_values(trip: Trip) -> dict[str, Any]:
@@ -140,6 +156,15 @@ class SqlTripRepository:
         stmt = newest_first(stmt, trips.c.created_at, trips.c.id, page)
         return [_trip(r) for r in await self.session.execute(stmt)]
 
+    async def apply(self, trip_id: uuid.UUID, move: Move) -> Trip | None:
+        """Make `move` in one statement (no read first) if the trip is in the status the move
+        starts from; the trip as written, or None if it is missing or in another status."""
+        columns = tuple(move.values)
+        params = {name: _column_value(value) for name, value in move.values.items()}
+        params.update(p_id=trip_id, p_source=move.source.value)
+        row = (await self.session.execute(_move_statement(columns), params)).first()
+        return _trip(row) if row else None
+
     async def save(self, trip: Trip) -> None:
         """Write the trip's changes if nobody saved it since it was read, else `StaleTrip`."""
         values = _row_values(trip)
@@ -149,6 +174,10 @@ class SqlTripRepository:
         if result.rowcount != 1:
             raise StaleTrip(trip.id, trip.version)
         trip.version += 1
+
+
+def _column_value(value: Any) -> Any:
+    return value.value if isinstance(value, TripStatus) else value
 
 
 def _point(row: Any) -> TrackingPoint:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 MAX_REASON_LENGTH = 500
 # A ride longer than this is a measuring error; billing refuses such a trip for good (its own
@@ -67,6 +69,47 @@ class InvalidTripData(TripError):
     def __init__(self, detail: str, *, field: str) -> None:
         super().__init__(detail)
         self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A change of a trip decided without reading it: the status it may start from and the
+    fields it sets. `Trip.apply` makes it on a loaded trip; a repository may write it in one
+    guarded statement instead (the booking saga's hot path)."""
+
+    source: TripStatus
+    values: Mapping[str, Any]
+
+    @property
+    def target(self) -> TripStatus:
+        status = self.values.get("status", self.source)
+        return TripStatus(status)
+
+
+def assignment(
+    vehicle_id: uuid.UUID, vehicle_model: str | None, fare_cents: int, at: dt.datetime
+) -> Move:
+    """The booking saga holds credits and a vehicle for a pending trip (it stays pending)."""
+    if fare_cents < 0:
+        raise InvalidTripData("quoted fare cannot be negative", field="quoted_fare_cents")
+    values = {
+        "vehicle_id": vehicle_id,
+        "vehicle_model": vehicle_model,
+        "quoted_fare_cents": fare_cents,
+        "updated_at": at,
+    }
+    return Move(TripStatus.PENDING, values)
+
+
+def confirmation(vehicle_id: uuid.UUID, at: dt.datetime) -> Move:
+    """The saga reserved credits and a vehicle: the pending trip is booked."""
+    values = {
+        "status": TripStatus.CONFIRMED,
+        "vehicle_id": vehicle_id,
+        "confirmed_at": at,
+        "updated_at": at,
+    }
+    return Move(TripStatus.PENDING, values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,14 +194,7 @@ class Trip:
         self, vehicle_id: uuid.UUID, vehicle_model: str | None, fare_cents: int, at: dt.datetime
     ) -> None:
         """The booking saga holds credits and a vehicle for this pending trip."""
-        if self.status is not TripStatus.PENDING:
-            raise InvalidTransition(self.id, self.status, TripStatus.PENDING)
-        if fare_cents < 0:
-            raise InvalidTripData("quoted fare cannot be negative", field="quoted_fare_cents")
-        self.vehicle_id = vehicle_id
-        self.vehicle_model = vehicle_model
-        self.quoted_fare_cents = fare_cents
-        self.updated_at = at
+        self.apply(assignment(vehicle_id, vehicle_model, fare_cents, at))
 
     def unassign(self, at: dt.datetime) -> None:
         """Compensation of `assign`: the vehicle is no longer the trip's (still pending)."""
@@ -169,9 +205,14 @@ class Trip:
 
     def confirm(self, vehicle_id: uuid.UUID, at: dt.datetime) -> None:
         """The saga reserved credits and a vehicle: the trip is booked."""
-        self._move(TripStatus.CONFIRMED, at)
-        self.vehicle_id = vehicle_id
-        self.confirmed_at = at
+        self.apply(confirmation(vehicle_id, at))
+
+    def apply(self, move: Move) -> None:
+        """Make `move`, if the trip is in the status it starts from."""
+        if self.status is not move.source:
+            raise InvalidTransition(self.id, self.status, move.target)
+        for name, value in move.values.items():
+            setattr(self, name, value)
 
     def reject(self, reason: str, at: dt.datetime) -> None:
         """The booking failed; the reason is kept for the rider."""

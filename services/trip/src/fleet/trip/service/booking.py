@@ -39,7 +39,14 @@ from fleet.contracts import booking
 from fleet.contracts.events import TripConfirmed, TripRejected
 from fleet.trip.adapters.repository import SqlTripRepository
 from fleet.trip.adapters.tables import sagas
-from fleet.trip.domain.trips import Location, Trip
+from fleet.trip.domain.trips import (
+    InvalidTransition,
+    Location,
+    Move,
+    Trip,
+    assignment,
+    confirmation,
+)
 from fleet.trip.service.fares import Tariffs
 
 log = get_logger("fleet.trip.booking")
@@ -182,6 +189,17 @@ class Booking:
             raise LookupError(f"saga {saga.id} refers to a missing trip")
         return trip
 
+    async def _move(self, session: AsyncSession, saga: SagaInstance, move: Move) -> Trip:
+        """Write the saga's move of its trip in one statement: the saga's hooks run once per
+        booking message, and its pending trip is only ever changed by them (under the saga's
+        row lock). A trip in another status is refused as `Trip.apply` would."""
+        trip_id = uuid.UUID(saga.data["trip_id"])
+        written = await SqlTripRepository(session).apply(trip_id, move)
+        if written is None:
+            trip = await self._trip(session, saga)
+            raise InvalidTransition(trip.id, trip.status, move.target)
+        return written
+
     async def _quote_fare(self, _session: AsyncSession, saga: SagaInstance) -> dict[str, Any]:
         """Price the ride with the replicated default tariff (the vehicle is not chosen yet).
 
@@ -197,15 +215,10 @@ class Booking:
         }
 
     async def _assign_trip(self, session: AsyncSession, saga: SagaInstance) -> dict[str, Any]:
-        trip = await self._trip(session, saga)
         data = saga.data
-        trip.assign(
-            uuid.UUID(data["vehicle_id"]),
-            data.get("vehicle_model"),
-            int(data["fare_cents"]),
-            utcnow(),
-        )
-        await SqlTripRepository(session).save(trip)
+        vehicle_id, fare = uuid.UUID(data["vehicle_id"]), int(data["fare_cents"])
+        move = assignment(vehicle_id, data.get("vehicle_model"), fare, utcnow())
+        await self._move(session, saga, move)
         return {}
 
     async def _unassign_trip(self, session: AsyncSession, saga: SagaInstance) -> None:
@@ -214,10 +227,8 @@ class Booking:
         await SqlTripRepository(session).save(trip)
 
     async def _confirm_trip(self, session: AsyncSession, saga: SagaInstance) -> None:
-        trip = await self._trip(session, saga)
         vehicle_id = uuid.UUID(saga.data["vehicle_id"])
-        trip.confirm(vehicle_id, utcnow())
-        await SqlTripRepository(session).save(trip)
+        trip = await self._move(session, saga, confirmation(vehicle_id, utcnow()))
         event = TripConfirmed(
             trip_id=trip.id,
             rider_id=trip.rider_id,
