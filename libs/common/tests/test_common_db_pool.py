@@ -97,3 +97,13 @@ async def test_concurrent_transactions_beyond_the_pool_wait_and_reuse_its_connec
 
     assert len(set(pids)) <= 3
     assert set(again) == set(pids)  # no connection was closed and reopened in between
+
+
+async def test_the_servers_sessions_are_named_after_the_service(url: str) -> None:
+    db = Database(url, "vehicle")
+    try:
+        async with db.session() as session:
+            name = await session.execute(text("SELECT current_setting('application_name')"))
+            assert name.scalar_one() == "fleet-vehicle"
+    finally:
+        await db.dispose()
