@@ -9,6 +9,7 @@ import math
 import os
 import platform
 import subprocess
+import timeit
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -121,7 +122,18 @@ def machine() -> dict[str, Any]:
         "commit": _git_commit(),
         # Other work on the machine skews every figure: look at this before comparing runs.
         "load_average": os.getloadavg(),
+        "python_speed_ns": python_speed_ns(),
     }
+
+
+def python_speed_ns() -> float:
+    """How fast this machine runs CPython right now: ns per `sum((1, 2, 3))`, the best of five
+    (as `python3 -m timeit 'sum((1,2,3))'` prints it). The VMs these benchmarks run on drift
+    by 2x between sessions and within one: figures of runs whose speeds differ much do not
+    compare (docs/performance.md, "The machine")."""
+    loops = 200_000
+    best = min(timeit.repeat("sum((1, 2, 3))", repeat=5, number=loops))
+    return round(best / loops * 1e9, 1)
 
 
 def _git_commit() -> str:
