@@ -35,6 +35,13 @@ async def add(db: Database, *trips: Trip) -> None:
             await SqlTripRepository(s).add(trip)
 
 
+async def read_back(db: Database, trip_id: uuid.UUID) -> Trip:
+    async with db.session() as s:
+        stored = await SqlTripRepository(s).get(trip_id)
+    assert stored is not None
+    return stored
+
+
 async def all_pages(db: Database, limit: int, **filters: object) -> list[list[Trip]]:
     pages: list[list[Trip]] = []
     cursor: str | None = None
@@ -115,10 +122,8 @@ async def test_save_writes_the_transition_and_bumps_the_version(
         loaded.confirm(vehicle, T0 + dt.timedelta(seconds=3))
         await repo.save(loaded)
     assert loaded.version == 2
-    async with db.session() as s:
-        stored = await SqlTripRepository(s).get(trip.id)
+    stored = await read_back(db, trip.id)
     assert stored == loaded
-    assert stored is not None
     assert (stored.status, stored.vehicle_id, stored.version) == (
         TripStatus.CONFIRMED,
         vehicle,
@@ -144,10 +149,8 @@ async def test_a_move_written_in_one_statement_equals_the_move_made_on_the_loade
         expected.apply(move)
         expected.version += 1
         assert written == expected
-    async with db.session() as s:
-        stored = await SqlTripRepository(s).get(trip.id)
+    stored = await read_back(db, trip.id)
     assert stored == expected
-    assert stored is not None
     assert (stored.status, stored.quoted_fare_cents, stored.version) == (
         TripStatus.CONFIRMED,
         720,
