@@ -28,18 +28,14 @@ from fleet.common.testing import (
     drop_database,
     truncate_schemas,
 )
-from fleet.platform.services import all_modules
+from fleet.platform.services import SERVICE_NAMES, all_modules, migrate_service
 
 SCHEMAS = [m.schema for m in all_modules()]
 
 
 async def _migrate_all(url: str) -> None:
-    for module in all_modules():
-        db = Database(url, module.schema)
-        try:
-            await migrations.upgrade(db, module.migrations)
-        finally:
-            await db.dispose()
+    for name in SERVICE_NAMES:
+        await migrate_service(name, url)
 
 
 @pytest.fixture(scope="session")

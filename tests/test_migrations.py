@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from sqlalchemy import inspect
 
 from fleet.common import migrations
 from fleet.common.db import Database
+from fleet.common.testing import create_database, drop_database
 from fleet.platform.services import SERVICE_NAMES, module_named
 
 
@@ -66,3 +71,24 @@ async def test_migrations_match_the_table_definitions(service: str, pg_url: str)
             assert await conn.run_sync(diff) == []
     finally:
         await db.dispose()
+
+
+def test_fleet_migrate_brings_every_schema_to_head_and_down_again() -> None:
+    """The operator's command (a process of its own, as in a deployment's migration job)."""
+    url = create_database()
+    env = {**os.environ, "DATABASE_URL": url}
+
+    def fleet(*args: str) -> str:
+        command = [sys.executable, "-m", "fleet.platform", "migrate", *args]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+
+    try:
+        up = fleet()
+        assert all(f"{name:8} -> base" not in up for name in SERVICE_NAMES), up
+        assert all(f"{name:8} -> " in up for name in SERVICE_NAMES), up
+        assert "trip     -> base" in fleet("trip", "--down")
+        assert "trip     -> base" not in fleet("trip")
+    finally:
+        drop_database(url)

@@ -17,12 +17,11 @@ from rich.console import Console
 from starlette.applications import Starlette
 from starlette.requests import Request
 
-from fleet.common import migrations
 from fleet.common.config import Settings
-from fleet.common.db import Database, ensure_database
+from fleet.common.db import ensure_database
 from fleet.platform.console import console_secret
 from fleet.platform.embedded import embedded_app, service_app
-from fleet.platform.services import SERVICE_NAMES, module_named
+from fleet.platform.services import SERVICE_NAMES, migrate_service
 
 app = typer.Typer(help="Fleet platform command line.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
@@ -101,14 +100,8 @@ def migrate(
 async def _migrate(names: list[str], target: str, down: bool) -> None:
     settings = Settings()
     for name in names:
-        module = module_named(name)
-        db = Database(settings.database_url_for(name), module.schema)
-        try:
-            step = migrations.downgrade if down else migrations.upgrade
-            await step(db, module.migrations, target)
-            console.print(f"{name:8} -> {await migrations.current_revision(db) or 'base'}")
-        finally:
-            await db.dispose()
+        revision = await migrate_service(name, settings.database_url_for(name), target, down=down)
+        console.print(f"{name:8} -> {revision or 'base'}")
 
 
 def _run_distributed(settings: Settings, host: str, port: int) -> None:

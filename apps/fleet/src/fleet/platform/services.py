@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from fleet.billing.app import module as billing
+from fleet.common import migrations
 from fleet.common.app import ServiceModule
+from fleet.common.db import Database
 from fleet.trip.app import module as trip
 from fleet.user.app import module as user
 from fleet.vehicle.app import module as vehicle
@@ -20,6 +22,20 @@ def module_named(name: str) -> ServiceModule:
         raise ValueError(
             f"unknown service {name!r}; choose from {', '.join(SERVICE_NAMES)}"
         ) from None
+
+
+async def migrate_service(
+    name: str, database_url: str, target: str = "head", *, down: bool = False
+) -> str | None:
+    """Upgrade (or, `down`, downgrade) the service's schema to `target`; its revision then."""
+    module = module_named(name)
+    db = Database(database_url, module.schema)
+    try:
+        step = migrations.downgrade if down else migrations.upgrade
+        await step(db, module.migrations, target)
+        return await migrations.current_revision(db)
+    finally:
+        await db.dispose()
 
 
 def all_modules() -> list[ServiceModule]:
