@@ -23,8 +23,17 @@ def stack_env() -> dict[str, str]:
     return {}
 
 
+@pytest.fixture(scope="session")
+def stack_pycache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One bytecode cache for every stack's processes (used where PYTHONDONTWRITEBYTECODE is
+    set; CI does not set it)."""
+    return tmp_path_factory.mktemp("pycache")
+
+
 @pytest.fixture
-def stack(tmp_path: Path, stack_env: dict[str, str]) -> Iterator[DistributedStack]:
+def stack(
+    tmp_path: Path, stack_env: dict[str, str], stack_pycache: Path
+) -> Iterator[DistributedStack]:
     """user, vehicle, trip and billing as separate processes on a fresh database and vhost."""
     database = create_database()
     amqp = create_vhost()
@@ -37,6 +46,7 @@ def stack(tmp_path: Path, stack_env: dict[str, str]) -> Iterator[DistributedStac
         ports=dict(zip(("user", "vehicle", "trip", "billing"), ports[:4], strict=True)),
         gateway_port=ports[4],
         extra_env={"FLEET_ENV": "test", "FLEET_LOG_LEVEL": "WARNING", **stack_env},
+        pycache=stack_pycache,
     )
     try:
         s.start()

@@ -38,6 +38,10 @@ class DistributedStack:
     ports: dict[str, int] = field(default_factory=lambda: dict(PORTS))
     gateway_port: int | None = 8000
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Where the processes may cache bytecode when PYTHONDONTWRITEBYTECODE forbids writing it
+    # next to the sources: each would otherwise compile the whole platform again (seconds of
+    # CPU per process). Share one folder between stacks to pay it once.
+    pycache: Path | None = None
     # Breaker state in a Redis shared with other stacks (parallel test runs) must stay apart.
     redis_prefix: str = field(default_factory=lambda: f"fleet-{uuid.uuid4().hex[:8]}")
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -53,6 +57,8 @@ class DistributedStack:
 
     def _env(self, service: str | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_JWT_")}
+        if self.pycache is not None and env.pop("PYTHONDONTWRITEBYTECODE", ""):
+            env["PYTHONPYCACHEPREFIX"] = str(self.pycache)
         env.update(
             DATABASE_URL=self.database_url,
             AMQP_URL=self.amqp_url,
