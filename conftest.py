@@ -28,14 +28,9 @@ from fleet.common.testing import (
     drop_database,
     truncate_schemas,
 )
-from fleet.platform.services import SERVICE_NAMES, all_modules, migrate_service
+from fleet.platform.services import all_modules, migrate_all
 
 SCHEMAS = [m.schema for m in all_modules()]
-
-
-async def _migrate_all(url: str) -> None:
-    for name in SERVICE_NAMES:
-        await migrate_service(name, url)
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +38,7 @@ def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database with every service's schema migrated to head."""
     url = create_database()
     try:
-        asyncio.run(_migrate_all(url))
+        asyncio.run(migrate_all(url))
         yield url
     finally:
         drop_database(url)

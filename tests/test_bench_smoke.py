@@ -20,6 +20,8 @@ from typing import IO, Any, TypeVar
 
 import pytest
 
+from fleet.platform.distributed import with_bytecode_cache
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 SCRIPT_TIMEOUT_S = 240
@@ -58,10 +60,7 @@ def env(pycache: Path | None = None) -> dict[str, str]:
     (PYTHONDONTWRITEBYTECODE), each of the ~15 interpreters the runs start would compile every
     module again (~4 s of CPU each, most of the runs' time): `pycache` gives them a shared
     bytecode cache in the test's temporary directory instead."""
-    out = {**os.environ, "PYTHONUTF8": "1", "PYTHONUNBUFFERED": "1"}
-    if pycache is not None and out.pop("PYTHONDONTWRITEBYTECODE", ""):
-        out["PYTHONPYCACHEPREFIX"] = str(pycache)
-    return out
+    return with_bytecode_cache({**os.environ, "PYTHONUTF8": "1", "PYTHONUNBUFFERED": "1"}, pycache)
 
 
 @dataclass

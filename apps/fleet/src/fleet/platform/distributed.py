@@ -21,9 +21,20 @@ from typing import IO
 import httpx
 
 from fleet.common.auth import generate_keypair
-from fleet.platform.services import SERVICE_NAMES, migrate_service
+from fleet.platform.services import SERVICE_NAMES, migrate_all
 
 PORTS = {"user": 8001, "vehicle": 8002, "trip": 8003, "billing": 8004}
+
+
+def with_bytecode_cache(env: dict[str, str], folder: Path | None) -> dict[str, str]:
+    """`env` for a child interpreter: where PYTHONDONTWRITEBYTECODE forbids bytecode next to
+    the sources, a cache in `folder` instead (PYTHONPYCACHEPREFIX), so that children sharing the
+    folder compile the platform once, not each again (seconds of CPU per process)."""
+    if folder is None or not env.get("PYTHONDONTWRITEBYTECODE"):
+        return env
+    out = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    out["PYTHONPYCACHEPREFIX"] = str(folder)
+    return out
 
 
 @dataclass
@@ -38,9 +49,8 @@ class DistributedStack:
     ports: dict[str, int] = field(default_factory=lambda: dict(PORTS))
     gateway_port: int | None = 8000
     extra_env: dict[str, str] = field(default_factory=dict)
-    # Where the processes may cache bytecode when PYTHONDONTWRITEBYTECODE forbids writing it
-    # next to the sources: each would otherwise compile the whole platform again (seconds of
-    # CPU per process). Share one folder between stacks to pay it once.
+    # The processes' bytecode cache where none may be written next to the sources (see
+    # `with_bytecode_cache`); share one folder between stacks to compile once.
     pycache: Path | None = None
     # Breaker state in a Redis shared with other stacks (parallel test runs) must stay apart.
     redis_prefix: str = field(default_factory=lambda: f"fleet-{uuid.uuid4().hex[:8]}")
@@ -57,8 +67,7 @@ class DistributedStack:
 
     def _env(self, service: str | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_JWT_")}
-        if self.pycache is not None and env.pop("PYTHONDONTWRITEBYTECODE", ""):
-            env["PYTHONPYCACHEPREFIX"] = str(self.pycache)
+        env = with_bytecode_cache(env, self.pycache)
         env.update(
             DATABASE_URL=self.database_url,
             AMQP_URL=self.amqp_url,
@@ -88,12 +97,7 @@ class DistributedStack:
     def migrate(self) -> None:
         """Every service's schema to its head — in this process, what `fleet migrate` does
         (a process of its own would first spend seconds importing the platform)."""
-
-        async def upgrade_all() -> None:
-            for name in SERVICE_NAMES:
-                await migrate_service(name, self.database_url)
-
-        asyncio.run(upgrade_all())
+        asyncio.run(migrate_all(self.database_url))
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log_dir = self.data_dir / "logs"

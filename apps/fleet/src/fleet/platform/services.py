@@ -38,6 +38,12 @@ async def migrate_service(
         await db.dispose()
 
 
+async def migrate_all(database_url: str) -> None:
+    """Every service's schema to its head, one service after another."""
+    for name in SERVICE_NAMES:
+        await migrate_service(name, database_url)
+
+
 def all_modules() -> list[ServiceModule]:
     """Every service, in start-up order (user first: it owns the token issuer and the admin)."""
     return [module_named(n) for n in SERVICE_NAMES]
