@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from pydantic import ValidationError
@@ -22,6 +22,7 @@ from fleet.common.config import Settings
 from fleet.common.db import Database, after_commit, service_metadata
 from fleet.common.messaging import Envelope
 from fleet.common.outbox import (
+    BatchHooks,
     GroupCommit,
     enqueue,
     handle_once,
@@ -303,3 +304,29 @@ def test_the_consumer_batch_setting_defaults_to_32_and_refuses_zero(
     monkeypatch.setenv("FLEET_CONSUMER_BATCH", "0")
     with pytest.raises(ValidationError, match="FLEET_CONSUMER_BATCH"):
         Settings(_env_file=None)
+
+
+async def test_batch_hooks_run_once_around_a_batch_with_only_the_messages_it_handles(
+    db: Database,
+) -> None:
+    calls: list[tuple[str, object]] = []
+
+    async def prepare(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+        calls.append(("prepare", sorted(e.data["n"] for e in envelopes)))
+
+    async def finish(session: AsyncSession) -> None:  # after the handlers, in their transaction
+        done = (await session.execute(select(func.count()).select_from(effects))).scalar_one()
+        calls.append(("finish", done))
+
+    hooks = BatchHooks(prepare=prepare, finish=finish)
+    handler = handle_once(db, CONSUMER, record, table=inbox, max_batch=32, hooks=hooks)
+    first = message(1)
+    assert await run_together(handler, [first]) == [None]
+    assert calls == []  # a message handled alone runs no hook
+
+    twice = message(4)
+    batch = [first, message(2), message(3), twice, twice]  # one handled before, one twice
+    assert await run_together(handler, batch) == [None] * 5
+
+    assert calls == [("prepare", [2, 3, 4]), ("finish", 4)]
+    assert await rows(db, effects) == 4

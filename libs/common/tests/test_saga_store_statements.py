@@ -1,5 +1,6 @@
-"""The saga store's few statements: one query per load, one statement per save (PostgreSQL),
-and what they must not lose on the way (a concurrent writer's steps, exact values, atomicity)."""
+"""The saga store's few statements: one query per load, one statement per save (PostgreSQL), one
+of each for a whole batch of replies, and what they must not lose on the way (a concurrent
+writer's steps, exact values, atomicity)."""
 
 from __future__ import annotations
 
@@ -14,19 +15,21 @@ from sqlalchemy import Column, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import Database, service_metadata
+from fleet.common.messaging import Envelope
 from fleet.common.saga import (
     Phase,
     SagaCommand,
     SagaDefinition,
     SagaEngine,
     SagaInstance,
+    SagaReply,
     SagaStatus,
     Step,
     StepStatus,
     no_savepoint,
     saga_tables,
 )
-from fleet.common.saga._store import SagaStore
+from fleet.common.saga._store import SagaConcurrencyError, SagaStore
 from fleet.common.testing import CommandOutbox, recorded_statements, tables_database
 
 SCHEMA = "saga_store_test"
@@ -229,3 +232,169 @@ async def test_a_local_step_marked_no_savepoint_that_fails_is_compensated_withou
     assert not any(statement.startswith("SAVEPOINT") for statement in seen)
     release = await last_command(db)
     assert (release.step, release.phase) == ("reserve-credits", Phase.COMPENSATION)
+
+
+# --- a batch of replies (group commit): one load and one save for all of its sagas ---------
+
+
+def as_envelope(reply: SagaReply) -> Envelope:
+    """A reply as the orchestrator's consumer receives it."""
+    data = reply.to_dict()
+    return Envelope.new(
+        "saga.reply", data, producer="test", aggregate_type="saga", aggregate_id=reply.saga_id
+    )
+
+
+async def start_sagas(db: Database, engine: SagaEngine, count: int) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in range(count)]
+    for saga_id in ids:
+        async with db.transaction() as s:
+            await engine.start(s, saga_id, {"rider": "r-1"})
+    return ids
+
+
+async def pending_replies(db: Database, ids: list[uuid.UUID]) -> list[SagaReply]:
+    """A successful reply to the last command each saga sent."""
+    last = {c.saga_id: c for c in await OUTBOX.sent(db)}
+    return [last[saga_id].reply(success=True) for saga_id in ids]
+
+
+async def apply_as_batch(
+    db: Database, engine: SagaEngine, replies: list[SagaReply]
+) -> list[SagaInstance | None]:
+    """What trip's reply consumer does with a batch: the engine's hooks around the handlers."""
+    hooks = engine.batch_hooks()
+    async with db.transaction() as s:
+        await hooks.prepare(s, [as_envelope(r) for r in replies])
+        outcomes = [await engine.handle_reply(s, r) for r in replies]
+        await hooks.finish(s)
+    return outcomes
+
+
+async def test_a_batch_of_replies_leaves_each_saga_as_replies_applied_one_by_one_would(
+    db: Database,
+) -> None:
+    engine = make_engine()
+    batched, alone = await start_sagas(db, engine, 3), await start_sagas(db, engine, 3)
+
+    outcomes = await apply_as_batch(db, engine, await pending_replies(db, batched))
+    for reply_ in await pending_replies(db, alone):
+        async with db.transaction() as s:
+            await engine.handle_reply(s, reply_)
+    outcomes += await apply_as_batch(db, engine, await pending_replies(db, batched))
+    for reply_ in await pending_replies(db, alone):
+        async with db.transaction() as s:
+            await engine.handle_reply(s, reply_)
+
+    def shape(saga: SagaInstance | None) -> tuple[Any, ...]:
+        assert saga is not None
+        steps = [(r.name, r.phase, r.status, r.attempts, r.result) for r in saga.steps]
+        return saga.status, saga.current_step, saga.version, saga.data, steps
+
+    async with db.session() as s:
+        stored = {i: await engine.get(s, i) for i in batched + alone}
+    assert all(shape(stored[i]) == shape(stored[alone[0]]) for i in batched + alone)
+    assert shape(stored[alone[0]])[0] is SagaStatus.COMPLETED
+    assert [stored[i] for i in batched] == outcomes[3:]  # what the batch answered is what it saved
+
+
+@pytest.mark.parametrize("backend_url", ["postgres"], indirect=True)  # PostgreSQL's counts
+async def test_on_postgresql_a_batch_of_replies_loads_its_sagas_with_one_query_and_saves_with_one(
+    db: Database,
+) -> None:
+    engine = make_engine(**{"create-trip": no_savepoint(assign)})
+    replies = await pending_replies(db, await start_sagas(db, engine, 4))
+
+    with recorded_statements(db) as seen:
+        await apply_as_batch(db, engine, replies)
+
+    # one locking load of the four sagas, the four next commands, one save of the four
+    assert [s.split(" ")[0] for s in seen] == ["SELECT"] + ["INSERT"] * 4 + ["WITH"]
+    assert "FOR UPDATE" in seen[0]
+
+
+@pytest.mark.parametrize("backend_url", ["postgres"], indirect=True)
+async def test_a_saga_read_again_in_its_batch_sees_its_held_back_save_first(db: Database) -> None:
+    engine, store = make_engine(), SagaStore(TABLES)
+    [saga_id] = await start_sagas(db, engine, 1)
+
+    async with db.transaction() as s:
+        await store.prefetch(s, [saga_id])
+        with recorded_statements(db) as first_load:
+            state = await store.load(s, saga_id, lock=True)
+        assert state is not None
+        state.action(1).attempts = 5
+        with recorded_statements(db) as held_back:
+            await store.save(s, state)
+        with recorded_statements(db) as second_load:
+            again = await store.load(s, saga_id, lock=True)
+        assert again is not None
+        read_again = (again.version, again.action(1).attempts)
+        again.action(1).attempts = 6
+        await store.save(s, again)
+        await store.flush(s)
+
+    assert first_load == held_back == []  # taken from the prefetch; saved by `flush` later
+    assert [s.split(" ")[0] for s in second_load] == ["WITH", "SELECT"]
+    assert read_again == (state.version, 5)
+    async with db.session() as s:
+        stored = await store.load(s, saga_id, lock=False)
+    assert stored is not None
+    assert (stored.version, stored.action(1).attempts) == (again.version, 6)
+
+
+@pytest.mark.parametrize("backend_url", ["postgres"], indirect=True)
+async def test_a_held_back_save_whose_saga_moved_meanwhile_fails_the_batch(db: Database) -> None:
+    engine, store = make_engine(), SagaStore(TABLES)
+    [saga_id] = await start_sagas(db, engine, 1)
+
+    async def save_after_a_move() -> None:
+        async with db.transaction() as s:
+            await store.prefetch(s, [saga_id])
+            state = await store.load(s, saga_id, lock=True)
+            assert state is not None
+            state.action(1).attempts = 9
+            await store.save(s, state)
+            sagas = TABLES.sagas
+            await s.execute(
+                sagas.update().where(sagas.c.id == saga_id).values(version=sagas.c.version + 7)
+            )
+            await store.flush(s)
+
+    with pytest.raises(SagaConcurrencyError):
+        await save_after_a_move()
+    async with db.session() as s:
+        stored = await store.load(s, saga_id, lock=False)
+    assert stored is not None
+    assert stored.action(1).attempts == 1  # the batch rolled back as a whole
+
+
+@pytest.mark.parametrize("backend_url", ["postgres"], indirect=True)
+async def test_a_prefetch_that_waited_for_a_concurrent_save_reads_that_saga_again(
+    db: Database,
+) -> None:
+    engine, store = make_engine(), SagaStore(TABLES)
+    [saga_id, other] = await start_sagas(db, engine, 2)
+    saved = asyncio.Event()
+
+    async def writer() -> None:
+        async with db.transaction() as s:
+            state = await store.load(s, saga_id, lock=True)
+            assert state is not None
+            state.action(1).status, state.action(1).attempts = StepStatus.SUCCEEDED, 7
+            await store.save(s, state)
+            saved.set()
+            await asyncio.sleep(0.3)  # the batch's prefetch queues behind this lock meanwhile
+
+    async def batch() -> tuple[int, StepStatus, int]:
+        await saved.wait()
+        async with db.transaction() as s:
+            await store.prefetch(s, [other, saga_id])
+            state = await store.load(s, saga_id, lock=True)
+            await store.flush(s)
+        assert state is not None
+        return state.version, state.action(1).status, state.action(1).attempts
+
+    _, seen = await asyncio.gather(writer(), batch())
+
+    assert seen == (2, StepStatus.SUCCEEDED, 7)

@@ -51,6 +51,17 @@ log = get_logger("fleet.outbox")
 InboxHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class BatchHooks:
+    """What a consumer does once per batch transaction, around its handlers: `prepare` before
+    them, with the messages they will handle (to load what they need with one statement),
+    `finish` after the last (to write what they held back). A message handled alone runs
+    neither: its handler must work without them."""
+
+    prepare: Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
+    finish: Callable[[AsyncSession], Awaitable[None]]
+
+
 @dataclass
 class _Waiting:
     envelope: Envelope
@@ -106,6 +117,7 @@ class GroupCommit:
         table: Table,
         relay: OutboxRelay | None,
         max_batch: int,
+        hooks: BatchHooks | None = None,
     ) -> None:
         if max_batch < 2:
             raise ValueError("a group commit needs max_batch of at least 2")
@@ -116,6 +128,7 @@ class GroupCommit:
         self.table = table
         self.relay = relay
         self.max_batch = max_batch
+        self.hooks = hooks
         self._waiting: list[_Waiting] = []
         self._drain: asyncio.Task[None] | None = None
         self.batches = 0  # transactions that handled more than one message
@@ -184,12 +197,18 @@ class GroupCommit:
             ids = [w.envelope.event_id for w in batch]
             new = await claim_inbox_many(session, self.consumer, ids, table=self.table)
             buffer_outbox(session)
+            todo = []
             for waiting in batch:
                 event_id = waiting.envelope.event_id
-                if event_id not in new:  # handled before, or twice in this batch
-                    continue
-                new.discard(event_id)
+                if event_id in new:  # not handled before, nor twice in this batch
+                    new.discard(event_id)
+                    todo.append(waiting)
+            if self.hooks is not None:
+                await self.hooks.prepare(session, [w.envelope for w in todo])
+            for waiting in todo:
                 await _in_context(waiting, self.handler(session, waiting.envelope))
+            if self.hooks is not None:
+                await self.hooks.finish(session)
             await flush_outbox(session)
 
 

@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.common._group_commit import GroupCommit, InboxHandler, claim_inbox_many
+from fleet.common._group_commit import BatchHooks, GroupCommit, InboxHandler, claim_inbox_many
 from fleet.common._outbox_sql import OUTBOX_BUFFER, OUTBOX_HANDOFF, insert_outbox_rows
 from fleet.common.db import Database, UTCDateTime, utcnow
 from fleet.common.logging import get_logger
@@ -42,6 +42,7 @@ from fleet.common.messaging.envelope import Envelope
 from fleet.common.messaging.relay import Handoff, OutboxRelay
 
 __all__ = [
+    "BatchHooks",
     "GroupCommit",
     "InboxHandler",
     "OutboxRelay",
@@ -166,13 +167,15 @@ def handle_once(
     table: Table,
     relay: OutboxRelay | None = None,
     max_batch: int = 1,
+    hooks: BatchHooks | None = None,
 ) -> Handler:
     """A bus handler running `handler(session, envelope)` at most once per event and consumer.
 
     One transaction: claim the inbox row, run the handler, commit. A failing handler rolls the
     claim back too, so the bus's retry runs it again. `relay` watches the transaction, so that
     messages the handler enqueued leave as it commits. With `max_batch` > 1, messages that
-    arrive while a transaction runs are handled together in the next one (`GroupCommit`).
+    arrive while a transaction runs are handled together in the next one (`GroupCommit`), with
+    `hooks` run around each such batch's handlers.
     """
 
     async def handle(envelope: Envelope) -> None:
@@ -188,7 +191,7 @@ def handle_once(
     if max_batch <= 1:
         return handle
     group = GroupCommit(
-        db, consumer, handler, handle, table=table, relay=relay, max_batch=max_batch
+        db, consumer, handler, handle, table=table, relay=relay, max_batch=max_batch, hooks=hooks
     )
 
     async def handle_in_groups(envelope: Envelope) -> None:

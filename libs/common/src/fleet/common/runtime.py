@@ -23,7 +23,7 @@ from fleet.common.config import Settings
 from fleet.common.db import Database
 from fleet.common.logging import get_logger
 from fleet.common.messaging import Envelope, ExchangeName, Handler, Message, MessageBus
-from fleet.common.outbox import InboxHandler, OutboxRelay, enqueue, handle_once
+from fleet.common.outbox import BatchHooks, InboxHandler, OutboxRelay, enqueue, handle_once
 
 if TYPE_CHECKING:
     from fleet.common.app import FleetState, ServiceModule
@@ -100,11 +100,16 @@ class ServiceRuntime:
         return envelope
 
     def consumer(
-        self, name: str, handler: InboxHandler, *, max_batch: int | None = None
+        self,
+        name: str,
+        handler: InboxHandler,
+        *,
+        max_batch: int | None = None,
+        hooks: BatchHooks | None = None,
     ) -> Handler:
         """`handler(session, envelope)` run at most once per message, its effect and inbox row in
         one transaction; under load several messages share one (`GroupCommit`), up to
-        `max_batch` (default: the `FLEET_CONSUMER_BATCH` setting)."""
+        `max_batch` (default: the `FLEET_CONSUMER_BATCH` setting), `hooks` around each batch."""
         if self.inbox is None:
             raise RuntimeError(f"service {self.name} has no inbox table")
         return handle_once(
@@ -114,6 +119,7 @@ class ServiceRuntime:
             table=self.inbox,
             relay=self.relay,
             max_batch=self.settings.consumer_batch if max_batch is None else max_batch,
+            hooks=hooks,
         )
 
     def spawn(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:

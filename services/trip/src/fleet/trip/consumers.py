@@ -30,7 +30,7 @@ def subscriptions(rt: ServiceRuntime) -> list[Subscription]:
             TRIP_SAGA_REPLIES.name,
             TRIP_SAGA_REPLIES.exchange,
             TRIP_SAGA_REPLIES.bindings,
-            rt.consumer("saga-replies", on_saga_reply),
+            rt.consumer("saga-replies", on_saga_reply, hooks=booking.engine.batch_hooks()),
             prefetch=64,
         ),
         Subscription(

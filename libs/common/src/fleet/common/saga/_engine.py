@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import after_commit, utcnow
 from fleet.common.logging import get_logger
+from fleet.common.messaging.envelope import Envelope
+from fleet.common.outbox import BatchHooks
 from fleet.common.saga._definition import SagaDefinition
 from fleet.common.saga._flow import (
     Clock,
@@ -170,6 +172,21 @@ class SagaEngine:
         now = self._clock()
         await self._flow.apply_reply(session, state, record, reply, now)
         return await self._commit(session, state, now)
+
+    def batch_hooks(self) -> BatchHooks:
+        """Hooks for the consumer of this saga's replies (`ServiceRuntime.consumer(…, hooks=)`):
+        a batch of replies loads and locks its sagas with one query and saves them with one
+        statement (PostgreSQL), instead of one load and one save per reply."""
+        return BatchHooks(prepare=self._prefetch, finish=self._store.flush)
+
+    async def _prefetch(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+        ids = []
+        for envelope in envelopes:
+            try:
+                ids.append(uuid.UUID(str(envelope.data["saga_id"])))
+            except (KeyError, TypeError, ValueError):
+                continue  # not a reply: its handler says so
+        await self._store.prefetch(session, ids)
 
     async def sweep(
         self, session: AsyncSession, now: dt.datetime | None = None, limit: int = 100

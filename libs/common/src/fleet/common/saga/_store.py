@@ -4,6 +4,11 @@ A saga costs what its statements cost (docs/performance.md), so a load is one qu
 row with its step rows aggregated as JSON) and a save on PostgreSQL one statement (the saga's
 INSERT or versioned UPDATE and an upsert of the changed steps, see `_store_pg`). SQLite
 (embedded mode) saves with the saga's statement and one executemany for the changed steps.
+
+A transaction applying a batch of replies (group commit) costs less still on PostgreSQL: `prefetch`
+loads and locks every saga of the batch with one query, the loads that follow take their saga
+from it, and the saves of stored sagas wait for `flush`, which writes them all with one
+statement. Whatever reads a saga whose save waits writes that save first.
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
     CursorResult,
     Select,
+    Uuid,
+    any_,
     bindparam,
     func,
     insert,
@@ -24,13 +32,21 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import insert_for
 from fleet.common.errors import ConflictError
 from fleet.common.native import Native, native
-from fleet.common.saga._model import Phase, SagaState, SagaStatus, StepState, StepStatus
-from fleet.common.saga._store_pg import save_statement
+from fleet.common.saga._model import (
+    Phase,
+    SagaState,
+    SagaStatus,
+    StepRecord,
+    StepState,
+    StepStatus,
+)
+from fleet.common.saga._store_pg import saga_values, save_many_statement, save_statement
 from fleet.common.saga._tables import SagaTables
 
 _ACTIVE = (SagaStatus.RUNNING.value, SagaStatus.COMPENSATING.value)
@@ -45,11 +61,53 @@ class SagaConcurrencyError(ConflictError):
     slug = "saga-conflict"
 
 
+@dataclass
+class _Batch:
+    """A batch transaction's prefetched sagas and the saves it has not written yet."""
+
+    loaded: dict[uuid.UUID, SagaState] = field(default_factory=dict)
+    # saga id → (its row's values as saved, its changed steps as saved)
+    unwritten: dict[uuid.UUID, tuple[dict[str, Any], list[StepRecord]]] = field(
+        default_factory=dict
+    )
+
+
 class SagaStore:
     def __init__(self, tables: SagaTables) -> None:
         self.sagas = tables.sagas
         self.steps = tables.steps
-        self._loads: dict[tuple[str, bool], Select[Any]] = {}
+        self._loads: dict[tuple[str, object], Select[Any]] = {}
+        self._batch_key = f"fleet.saga.batch:{tables.sagas.fullname}"
+
+    async def prefetch(self, session: AsyncSession, saga_ids: Sequence[uuid.UUID]) -> int:
+        """Load and lock the sagas `saga_ids` with one query for the loads of this transaction
+        that follow, and hold back the saves of stored sagas until `flush` (PostgreSQL; elsewhere
+        nothing changes). The rows are locked in id order, as every batch locks them. Returns
+        how many sagas were found."""
+        if _dialect(session) != "postgresql":
+            return 0
+        batch = _Batch()
+        session.info[self._batch_key] = batch
+        ids = sorted(set(saga_ids))
+        if not ids:
+            return 0
+        query = self._load_many_query()
+        if (pg := await native(session)) is not None:
+            rows: Sequence[Any] = await pg.fetch_compiled(query, {"saga_ids": ids})
+        else:
+            rows = (await session.execute(query, {"saga_ids": ids})).mappings().all()
+        for row in rows:
+            # A row another transaction was writing is read again by its own load (see `load`).
+            if row["seen_version"] == row["version"]:
+                batch.loaded[row["id"]] = self._state(row)
+        return len(rows)
+
+    async def flush(self, session: AsyncSession) -> None:
+        """Write the saves `prefetch` held back, with one statement; stop holding them back.
+        Raises `SagaConcurrencyError` if a saga's version moved meanwhile."""
+        batch: _Batch | None = session.info.pop(self._batch_key, None)
+        if batch is not None and batch.unwritten:
+            await self._write(session, list(batch.unwritten.values()))
 
     @staticmethod
     def inserts_first(session: AsyncSession) -> bool:
@@ -64,10 +122,18 @@ class SagaStore:
     async def save(self, session: AsyncSession, state: SagaState) -> None:
         """Insert a new saga or write what changed of a stored one; raise
         `SagaConcurrencyError` if the stored version moved meanwhile. (A duplicate id of a new
-        saga raises the driver's IntegrityError.)"""
+        saga raises the driver's IntegrityError.) After `prefetch`, a stored saga's save is only
+        taken down, to be written by `flush` (or by the next load of that saga)."""
         frozen = [(step, step.freeze()) for step in state.steps]
-        changed = [step for step, record in frozen if state.persisted.get(step.key) != record]
-        if _dialect(session) == "postgresql":
+        changes = [(s, r) for s, r in frozen if state.persisted.get(s.key) != r]
+        changed = [step for step, _ in changes]
+        batch: _Batch | None = session.info.get(self._batch_key)
+        if batch is not None and state.stored:
+            if state.id in batch.unwritten:  # saved twice without a load between: write the first
+                await self._write(session, [batch.unwritten.pop(state.id)])
+            batch.unwritten[state.id] = (saga_values(state), [r for _, r in changes])
+            written = True
+        elif _dialect(session) == "postgresql":
             statement, params = save_statement(self.sagas, self.steps, session, state, changed)
             if (pg := await native(session)) is not None:
                 written = (await pg.fetch_compiled(statement, params))[0][0] == 1
@@ -81,6 +147,19 @@ class SagaStore:
             state.version += 1
         state.stored = True
         state.persisted = {step.key: record for step, record in frozen}
+
+    async def _write(
+        self, session: AsyncSession, writes: Sequence[tuple[dict[str, Any], Sequence[StepRecord]]]
+    ) -> None:
+        statement, params = save_many_statement(self.sagas, self.steps, session, writes)
+        if (pg := await native(session)) is not None:
+            count = (await pg.fetch_compiled(statement, params))[0][0]
+        else:
+            count = (await session.execute(statement, params)).scalar_one()
+        if count != len(writes):
+            raise SagaConcurrencyError(
+                f"{len(writes) - count} of {len(writes)} sagas were changed by another transaction"
+            )
 
     async def _save_portably(
         self, session: AsyncSession, state: SagaState, changed: Sequence[StepState]
@@ -112,6 +191,12 @@ class SagaStore:
         self, session: AsyncSession, saga_id: uuid.UUID, *, lock: bool
     ) -> SagaState | None:
         """The saga and its history; `lock` takes a row lock (PostgreSQL) until commit."""
+        batch: _Batch | None = session.info.get(self._batch_key)
+        if batch is not None:
+            if (unwritten := batch.unwritten.pop(saga_id, None)) is not None:
+                await self._write(session, [unwritten])  # what is read is what was saved
+            elif lock and (state := batch.loaded.pop(saga_id, None)) is not None:
+                return state
         dialect = _dialect(session)
         if lock and dialect == "sqlite":
             # SQLite has no row locks: a no-op write takes its database write lock instead, so
@@ -131,12 +216,35 @@ class SagaStore:
             row = await _one_or_none(session, pg, query, saga_id)
         return self._state(row) if row is not None else None
 
+    def _load_many_query(self) -> Select[Any]:
+        """`prefetch`'s query: the locking load's columns for every id of an array, in id order
+        (the order every batch locks its sagas in)."""
+        query = self._loads.get(("postgresql", "many"))
+        if query is None:
+            query = (
+                select(*self._load_columns("postgresql", lock=True))
+                .where(self.sagas.c.id == any_(bindparam("saga_ids", type_=ARRAY(Uuid()))))
+                .order_by(self.sagas.c.id)
+                .with_for_update(of=self.sagas)
+            )
+            self._loads[("postgresql", "many")] = query
+        return query
+
     def _load_query(self, dialect: str, lock: bool) -> Select[Any]:
         """The saga row, its steps as a JSON array of arrays and, when locking on PostgreSQL,
         the version the statement's snapshot saw (see `load`)."""
         query = self._loads.get((dialect, lock))
         if query is not None:
             return query
+        query = select(*self._load_columns(dialect, lock)).where(
+            self.sagas.c.id == bindparam("saga_id")
+        )
+        if lock and dialect != "sqlite":
+            query = query.with_for_update(of=self.sagas)
+        self._loads[(dialect, lock)] = query
+        return query
+
+    def _load_columns(self, dialect: str, lock: bool) -> list[Any]:
         sagas, steps = self.sagas, self.steps
         columns = [steps.c[name] for name in _STEP_ROW[:-1]]
         if dialect == "sqlite":
@@ -150,11 +258,7 @@ class SagaStore:
             seen = sagas.alias("seen")
             version = select(seen.c.version).where(seen.c.id == sagas.c.id).scalar_subquery()
             selected.append(version.label("seen_version"))
-        query = select(*selected).where(sagas.c.id == bindparam("saga_id"))
-        if lock and dialect != "sqlite":
-            query = query.with_for_update(of=sagas)
-        self._loads[(dialect, lock)] = query
-        return query
+        return selected
 
     @staticmethod
     def _state(row: Any) -> SagaState:
