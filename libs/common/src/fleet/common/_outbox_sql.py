@@ -9,7 +9,6 @@ both the claim and the outbox insert go through asyncpg directly (`fleet.common.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
-from fleet.common.db import UTCDateTime, insert_for
+from fleet.common.db import UTCDateTime, insert_for, json_text
 from fleet.common.native import native
 
 # `session.info` key of the outbox rows a group commit collects, inserted before its commit.
@@ -69,7 +68,7 @@ async def insert_outbox_rows(
         [r["exchange"] for r in rows],
         [r["routing_key"] for r in rows],
         [r["body"] for r in rows],
-        [json.dumps(r["headers"]) for r in rows],
+        [json_text(r["headers"]) for r in rows],
         [r["created_at"] for r in rows],
         [r["attempts"] for r in rows],
         [r["next_attempt_at"] for r in rows],

@@ -3,7 +3,7 @@
 The saga's INSERT (a new saga) or versioned UPDATE runs in a data-modifying CTE; the changed step
 rows are upserted from arrays (`unnest`, one statement shape whatever their number) joined to that
 CTE, so they are written only if the saga's row was. The statement answers 1 if it was, 0 if the
-version moved meanwhile. JSON values travel as text and datetimes as `timestamptz`.
+version moved meanwhile. JSON values travel as text (`json_text`) and datetimes as `timestamptz`.
 
 `save_many_statement` writes several stored sagas the same way: their rows' new values travel as
 arrays too (one `UPDATE … FROM unnest(…)`), each step row names its saga, and the statement
@@ -12,7 +12,6 @@ answers how many sagas were written.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from sqlalchemy import Table, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fleet.common.db import json_text
 from fleet.common.saga._model import SagaState, StepRecord, StepState
 
 _INSERT_SAGA = """INSERT INTO {sagas} (id, name, status, current_step, data, error, version,
@@ -100,7 +100,7 @@ def saga_values(state: SagaState) -> dict[str, Any]:
         "id": state.id,
         "status": state.status.value,
         "current_step": state.current_step,
-        "data": json.dumps(state.data),
+        "data": json_text(state.data),
         "error": state.error,
         "version": state.version,
         "updated_at": state.updated_at,
@@ -148,7 +148,7 @@ def _step_arrays(changed: Sequence[StepState] | Sequence[StepRecord]) -> dict[st
         "s_started_at": [s.started_at for s in changed],
         "s_finished_at": [s.finished_at for s in changed],
         "s_error": [s.error for s in changed],
-        "s_result": [None if s.result is None else json.dumps(s.result) for s in changed],
+        "s_result": [None if s.result is None else json_text(s.result) for s in changed],
     }
 
 
