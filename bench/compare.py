@@ -35,6 +35,7 @@ from pathlib import Path
 from statistics import mean
 from typing import IO, Any
 
+from benchkit.cpu import counted
 from benchkit.report import add_results_dir_option, table, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,10 +68,11 @@ class Run:
     phase: Phase
 
     def cpu_ms(self) -> dict[str, float]:
-        """CPU ms per booking of the stack's own processes (the shared servers left out)."""
+        """CPU ms per booking of the stack's own processes (the shared servers and the load
+        generator left out)."""
         bookings = max(int(self.summary["bookings"]), 1)
         cpu: dict[str, float] = self.summary["cpu_s"]
-        own = {k: v * 1000 / bookings for k, v in cpu.items() if "shared" not in k}
+        own = {k: v * 1000 / bookings for k, v in cpu.items() if counted(k)}
         own["services + gateway"] = sum(own.values())
         return own
 

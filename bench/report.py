@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from benchkit.cpu import counted
 from benchkit.report import RESULTS_ENV, results_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,7 +152,7 @@ def cpu_figures(s: dict[str, Any], units: float | None, unit: str, own: str) -> 
         return None if seconds is None else seconds / per
 
     out = [Figure(f"CPU ms/{unit}: {name}", ms(name)) for name in cpu]
-    mine = [v for k, v in cpu.items() if "shared" not in k and number(cpu, k) is not None]
+    mine = [v for k, v in cpu.items() if counted(k) and number(cpu, k) is not None]
     return [*out, Figure(f"CPU ms/{unit}: {own}", sum(mine) / per)]
 
 

@@ -367,7 +367,7 @@ async def drive(
     async with Booker(target.gateway, connections=connections(args)) as booker:
         run = Run(booker, observer, riders)
         log(f"booking {args.bookings} {pace(args)}, seen by {args.observe}")
-        meter = CpuMeter(target.pids)
+        meter = CpuMeter(target.pids, itself=True)
         meter.start()
         try:
             wall = await run.drive(args.bookings, args.concurrency, args.rate)

@@ -14,6 +14,14 @@ from benchkit.report import table
 TICK = os.sysconf("SC_CLK_TCK")
 # Shared servers: every process with this command name counts (other users' load included).
 SERVERS = {"postgres": "postgres", "rabbitmq": "beam.smp"}
+# The benchmark's own process: it shares the machine with what it measures (shown, not counted).
+LOAD_GENERATOR = "load generator (this benchmark)"
+
+
+def counted(name: str) -> bool:
+    """Whether a measured process is one of the platform's own: not a shared server, not the
+    load generator."""
+    return "shared" not in name and name != LOAD_GENERATOR
 
 
 def cpu_seconds(pid: int) -> float:
@@ -39,10 +47,13 @@ def pids_named(command: str) -> list[int]:
 
 
 class CpuMeter:
-    """CPU seconds used between `start()` and `stop()` by named processes and shared servers."""
+    """CPU seconds used between `start()` and `stop()` by named processes and shared servers
+    (and, with `itself`, by this process as `LOAD_GENERATOR`)."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, int], *, itself: bool = False) -> None:
         self.pids = dict(pids)
+        if itself:
+            self.pids[LOAD_GENERATOR] = os.getpid()
         self._before: dict[str, float] = {}
 
     def _now(self) -> dict[str, float]:
@@ -60,13 +71,13 @@ class CpuMeter:
 
 
 def own_seconds(cpu: dict[str, float]) -> float:
-    """The CPU seconds of the measured processes, the shared servers aside."""
-    return sum(v for k, v in cpu.items() if "shared" not in k)
+    """The CPU seconds of the platform's own processes (shared servers and load generator aside)."""
+    return sum(v for k, v in cpu.items() if counted(k))
 
 
 def cpu_table(cpu: dict[str, float], units: int, unit: str, own: str = "services + gateway") -> str:
     """CPU seconds by process and per unit of work; the sum over our own processes (the shared
-    servers aside) bounds the throughput: cores / (CPU s per unit)."""
+    servers and the load generator aside) bounds the throughput: cores / (CPU s per unit)."""
     total = own_seconds(cpu)
     rows = [[name, f"{sec:.2f}", f"{sec / units * 1000:.1f}"] for name, sec in cpu.items()]
     rows.append([own, f"{total:.2f}", f"{total / units * 1000:.1f}"])
