@@ -59,9 +59,9 @@ def test_both_sides_run_at_once_and_each_process_cpu_is_printed_side_by_side(
     (pair,) = data["summary"]["pairs"]
     assert [side["confirmed"] for side in pair] == [6, 6]
     assert all(side["cpu_s"]["trip"] > 0 for side in pair)
-    # the benchmark's own process is measured (in clock ticks: a 6-booking run may show 0) but
+    # the benchmark's own process is measured (in clock ticks: a 6-booking run may show 0), but
     # is not the platform's CPU
-    assert all(side["cpu_s"]["load generator (this benchmark)"] >= 0 for side in pair)
+    assert all("load generator (this benchmark)" in side["cpu_s"] for side in pair)
     assert "load generator" not in table
     assert _worktrees() == worktrees_before, "the temporary worktree is removed"
 

@@ -174,7 +174,7 @@ def test_saga_bench_confirms_every_booking_on_its_own_stack_and_its_result_rende
     assert s["steps"]
     assert s["hops"]
     assert sum(v for k, v in s["cpu_s"].items() if "shared" not in k) > 0
-    assert s["cpu_s"]["load generator (this benchmark)"] >= 0  # shown beside the platform's
+    assert "load generator (this benchmark)" in s["cpu_s"]  # shown beside the platform's
     assert data["baselines"]["hello-world FastAPI /health"]["1 at a time"]["per_s"] > 0
     assert s["shed"] == 0
     lean = data["lean_probe"]  # --lean: the probe at the same load, after the platform

@@ -23,6 +23,7 @@ from sqlalchemy import (
     JSON,
     CursorResult,
     Select,
+    TextClause,
     Uuid,
     any_,
     bindparam,
@@ -46,7 +47,12 @@ from fleet.common.saga._model import (
     StepState,
     StepStatus,
 )
-from fleet.common.saga._store_pg import saga_values, save_many_statement, save_statement
+from fleet.common.saga._store_pg import (
+    SagaWrite,
+    insert_statement,
+    saga_values,
+    update_statement,
+)
 from fleet.common.saga._tables import SagaTables
 
 _ACTIVE = (SagaStatus.RUNNING.value, SagaStatus.COMPENSATING.value)
@@ -66,17 +72,15 @@ class _Batch:
     """A batch transaction's prefetched sagas and the saves it has not written yet."""
 
     loaded: dict[uuid.UUID, SagaState] = field(default_factory=dict)
-    # saga id → (its row's values as saved, its changed steps as saved)
-    unwritten: dict[uuid.UUID, tuple[dict[str, Any], list[StepRecord]]] = field(
-        default_factory=dict
-    )
+    unwritten: dict[uuid.UUID, SagaWrite] = field(default_factory=dict)
 
 
 class SagaStore:
     def __init__(self, tables: SagaTables) -> None:
         self.sagas = tables.sagas
         self.steps = tables.steps
-        self._loads: dict[tuple[str, object], Select[Any]] = {}
+        self._loads: dict[tuple[str, bool], Select[Any]] = {}
+        self._load_many: Select[Any] | None = None
         self._batch_key = f"fleet.saga.batch:{tables.sagas.fullname}"
 
     async def prefetch(self, session: AsyncSession, saga_ids: Sequence[uuid.UUID]) -> int:
@@ -125,44 +129,56 @@ class SagaStore:
         saga raises the driver's IntegrityError.) After `prefetch`, a stored saga's save is only
         taken down, to be written by `flush` (or by the next load of that saga)."""
         frozen = [(step, step.freeze()) for step in state.steps]
-        changes = [(s, r) for s, r in frozen if state.persisted.get(s.key) != r]
-        changed = [step for step, _ in changes]
-        batch: _Batch | None = session.info.get(self._batch_key)
-        if batch is not None and state.stored:
-            if state.id in batch.unwritten:  # saved twice without a load between: write the first
-                await self._write(session, [batch.unwritten.pop(state.id)])
-            batch.unwritten[state.id] = (saga_values(state), [r for _, r in changes])
-            written = True
-        elif _dialect(session) == "postgresql":
-            statement, params = save_statement(self.sagas, self.steps, session, state, changed)
-            if (pg := await native(session)) is not None:
-                written = (await pg.fetch_compiled(statement, params))[0][0] == 1
-            else:
-                written = (await session.execute(statement, params)).scalar_one() == 1
+        changed = [record for step, record in frozen if state.persisted.get(step.key) != record]
+        if _dialect(session) != "postgresql":
+            if not await self._save_portably(session, state, changed):
+                raise SagaConcurrencyError(f"saga {state.id} changed in another transaction")
+        elif not state.stored:
+            statement, params = insert_statement(self.sagas, self.steps, session, state, changed)
+            await self._run(session, statement, params, [state.id])
         else:
-            written = await self._save_portably(session, state, changed)
-        if not written:
-            raise SagaConcurrencyError(f"saga {state.id} was changed by another transaction")
+            await self._update(session, (saga_values(state), changed))
         if state.stored:
             state.version += 1
         state.stored = True
         state.persisted = {step.key: record for step, record in frozen}
 
-    async def _write(
-        self, session: AsyncSession, writes: Sequence[tuple[dict[str, Any], Sequence[StepRecord]]]
+    async def _update(self, session: AsyncSession, write: SagaWrite) -> None:
+        """Write a stored saga now, or, in a batch (`prefetch`), at its `flush`."""
+        batch: _Batch | None = session.info.get(self._batch_key)
+        if batch is None:
+            await self._write(session, [write])
+            return
+        saga_id = write[0]["id"]
+        if saga_id in batch.unwritten:  # saved twice without a load between: write the first
+            await self._write(session, [batch.unwritten.pop(saga_id)])
+        batch.unwritten[saga_id] = write
+
+    async def _write(self, session: AsyncSession, writes: Sequence[SagaWrite]) -> None:
+        statement, params = update_statement(self.sagas, self.steps, session, writes)
+        await self._run(session, statement, params, [values["id"] for values, _ in writes])
+
+    @staticmethod
+    async def _run(
+        session: AsyncSession,
+        statement: TextClause,
+        params: dict[str, Any],
+        ids: Sequence[uuid.UUID],
     ) -> None:
-        statement, params = save_many_statement(self.sagas, self.steps, session, writes)
+        """Run the save statement of the sagas `ids`; raise `SagaConcurrencyError` unless it
+        wrote them all."""
         if (pg := await native(session)) is not None:
             count = (await pg.fetch_compiled(statement, params))[0][0]
         else:
             count = (await session.execute(statement, params)).scalar_one()
-        if count != len(writes):
+        if count != len(ids):
+            which = ", ".join(map(str, ids))
             raise SagaConcurrencyError(
-                f"{len(writes) - count} of {len(writes)} sagas were changed by another transaction"
+                f"{len(ids) - count} of the sagas {which} changed in another transaction"
             )
 
     async def _save_portably(
-        self, session: AsyncSession, state: SagaState, changed: Sequence[StepState]
+        self, session: AsyncSession, state: SagaState, changed: Sequence[StepRecord]
     ) -> bool:
         values = self._saga_values(state)
         if state.stored:
@@ -219,16 +235,14 @@ class SagaStore:
     def _load_many_query(self) -> Select[Any]:
         """`prefetch`'s query: the locking load's columns for every id of an array, in id order
         (the order every batch locks its sagas in)."""
-        query = self._loads.get(("postgresql", "many"))
-        if query is None:
-            query = (
+        if self._load_many is None:
+            self._load_many = (
                 select(*self._load_columns("postgresql", lock=True))
                 .where(self.sagas.c.id == any_(bindparam("saga_ids", type_=ARRAY(Uuid()))))
                 .order_by(self.sagas.c.id)
                 .with_for_update(of=self.sagas)
             )
-            self._loads[("postgresql", "many")] = query
-        return query
+        return self._load_many
 
     def _load_query(self, dialect: str, lock: bool) -> Select[Any]:
         """The saga row, its steps as a JSON array of arrays and, when locking on PostgreSQL,
@@ -313,7 +327,7 @@ class SagaStore:
         }
 
     @staticmethod
-    def _step_values(saga_id: uuid.UUID, step: StepState) -> dict[str, Any]:
+    def _step_values(saga_id: uuid.UUID, step: StepRecord) -> dict[str, Any]:
         return {
             "saga_id": saga_id,
             "idx": step.idx,
