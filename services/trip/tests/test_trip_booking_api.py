@@ -222,6 +222,29 @@ async def test_a_new_idempotency_key_costs_no_lookup_only_a_retry_does(
     assert [q for q in again if q.startswith("SELECT") and "IDEMPOTENCY_KEY =" in q]
 
 
+async def test_a_booking_writes_its_trip_saga_and_first_command_with_one_statement(
+    api: Platform, app: FastAPI
+) -> None:
+    op = await api.operator()
+    await api.vehicle(op, 1)
+    rider = await api.rider(credits_cents=10_000)
+    trip_db: Database = app.state.fleet.services["trip"].db
+
+    with recorded_statements(trip_db) as seen:
+        r = await post_trip(api, rider)
+
+    assert r.status_code == 202
+    # The relay and the saga's replies run meanwhile: pick the statements that insert a trip.
+    written = [q for q in seen if "INSERT INTO TRIP.TRIPS " in q]
+    assert len(written) == 1, written
+    for table in ("TRIP.SAGAS ", "TRIP.SAGA_STEPS ", "TRIP.OUTBOX "):
+        assert f"INSERT INTO {table}" in written[0]
+    assert not [
+        q for q in seen if q.startswith(("INSERT INTO TRIP.SAGAS", "INSERT INTO TRIP.OUTBOX"))
+    ]
+    assert (await api.settled(rider, r.json()["id"], within=5))["status"] == "confirmed"
+
+
 async def test_the_same_key_with_another_body_is_409_and_changes_nothing(
     api: Platform, trip_db: Database
 ) -> None:

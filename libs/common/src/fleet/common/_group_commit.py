@@ -33,13 +33,9 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.common._outbox_sql import (
-    OUTBOX_BUFFER,
-    inbox_claim,
-    inbox_claim_array,
-    insert_outbox_rows,
-)
+from fleet.common._outbox_sql import OUTBOX_BUFFER, inbox_claim, inbox_claim_array
 from fleet.common.db import Database, utcnow
+from fleet.common.inserts import insert_rows
 from fleet.common.logging import get_logger
 from fleet.common.messaging.bus import Handler, describe_error
 from fleet.common.messaging.envelope import Envelope
@@ -91,13 +87,9 @@ def buffer_outbox(session: AsyncSession) -> None:
 
 
 async def flush_outbox(session: AsyncSession) -> None:
-    """Insert the buffered outbox rows, one statement per outbox table."""
+    """Insert the buffered outbox rows (one statement on PostgreSQL)."""
     buffer: list[tuple[Table, dict[str, Any]]] = session.info.pop(OUTBOX_BUFFER, [])
-    by_table: dict[Table, list[dict[str, Any]]] = {}
-    for table, row in buffer:
-        by_table.setdefault(table, []).append(row)
-    for table, rows in by_table.items():
-        await insert_outbox_rows(session, table, rows)
+    await insert_rows(session, *((table, [row]) for table, row in buffer))
 
 
 class GroupCommit:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
+    AsyncSessionTransaction,
     async_sessionmaker,
     create_async_engine,
 )
@@ -138,7 +139,10 @@ class Database:
             event.listen(engine.sync_engine, "checkout", _drop_if_closed)
         self.engine: AsyncEngine = engine
         self.sessionmaker = async_sessionmaker(
-            engine, expire_on_commit=False, sync_session_class=FleetSession
+            engine,
+            class_=FleetAsyncSession,
+            expire_on_commit=False,
+            sync_session_class=FleetSession,
         )
 
     @property
@@ -205,6 +209,71 @@ async def ensure_database(url: str) -> bool:
 
 
 _AFTER_COMMIT = "fleet.after_commit"
+# `session.info` key of the inserts a `fleet.common.inserts.write_behind` block holds back.
+PENDING_INSERTS = "fleet.inserts.pending"
+
+
+async def write_pending(session: AsyncSession) -> None:
+    """Write the inserts a `write_behind` block holds back, before anything else runs."""
+    pending = session.sync_session.info.get(PENDING_INSERTS)
+    if pending is not None and pending.groups:
+        await pending.write(session)
+
+
+class FleetAsyncSession(AsyncSession):
+    """A `Database`'s sessions: whatever may reach the database (every method that runs a
+    statement, `connection`, `flush`, `begin_nested`, `run_sync`; `native` too) first writes
+    the inserts a `write_behind` block holds back, so the block reads its own writes and a
+    savepoint that rolls back never takes them along."""
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        await write_pending(self)
+        return await super().execute(*args, **kwargs)
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        await write_pending(self)
+        return await super().scalar(*args, **kwargs)
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        await write_pending(self)
+        return await super().get(*args, **kwargs)
+
+    async def get_one(self, *args: Any, **kwargs: Any) -> Any:
+        await write_pending(self)
+        return await super().get_one(*args, **kwargs)
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        await write_pending(self)
+        return await super().stream(*args, **kwargs)
+
+    async def refresh(self, *args: Any, **kwargs: Any) -> None:
+        await write_pending(self)
+        await super().refresh(*args, **kwargs)
+
+    async def merge(self, *args: Any, **kwargs: Any) -> Any:
+        await write_pending(self)
+        return await super().merge(*args, **kwargs)
+
+    async def run_sync(self, *args: Any, **kwargs: Any) -> Any:
+        await write_pending(self)
+        return await super().run_sync(*args, **kwargs)
+
+    async def flush(self, *args: Any, **kwargs: Any) -> None:
+        await write_pending(self)
+        await super().flush(*args, **kwargs)
+
+    async def connection(self, *args: Any, **kwargs: Any) -> Any:
+        await write_pending(self)
+        return await super().connection(*args, **kwargs)
+
+    def begin_nested(self) -> AsyncSessionTransaction:
+        return _SavepointAfterPending(self, nested=True)
+
+
+class _SavepointAfterPending(AsyncSessionTransaction):
+    async def start(self, is_ctxmanager: bool = False) -> AsyncSessionTransaction:
+        await write_pending(self.session)
+        return await super().start(is_ctxmanager)
 
 
 class FleetSession(Session):

@@ -36,6 +36,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from fleet.common import tracing
+from fleet.common.db import write_pending
 
 _NATIVE = "fleet.native"
 _WATCHERS: list[tuple[Pool, Callable[[str], None]]] = []
@@ -115,7 +116,8 @@ class Native:
 async def native(session: AsyncSession) -> Native | None:
     """The session's asyncpg connection with its transaction begun (and its savepoint, inside
     one); None unless PostgreSQL through asyncpg. The same object for the rest of the session's
-    transaction."""
+    transaction. Inserts a `write_behind` block holds back are written first."""
+    await write_pending(session)
     sync = session.sync_session
     cached: tuple[Any, Native] | None = sync.info.get(_NATIVE)
     nested = sync.in_nested_transaction()
@@ -137,6 +139,21 @@ async def native(session: AsyncSession) -> Native | None:
         await found._adapted._start_transaction()
     sync.info[_NATIVE] = (transaction, found)
     return found
+
+
+async def native_unbegun(session: AsyncSession) -> Native | None:
+    """The session's asyncpg connection if its transaction has sent nothing yet (no BEGIN: the
+    adapter sends it with the first statement), else None. A statement sent on it commits by
+    itself, and the session's COMMIT then has nothing to send: only for a transaction's one
+    and last statement."""
+    if session.get_bind().dialect.driver != "asyncpg":
+        return None
+    cached: tuple[Any, Native] | None = session.sync_session.info.get(_NATIVE)
+    if cached is not None and cached[0] is session.sync_session.get_transaction():
+        return None
+    connection = await session.connection()
+    found = Native(await connection.get_raw_connection(), connection.engine)
+    return found if found._adapted._transaction is None else None
 
 
 async def native_autocommit(connection: AsyncConnection) -> Native | None:

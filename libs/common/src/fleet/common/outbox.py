@@ -34,8 +34,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common._group_commit import BatchHooks, GroupCommit, InboxHandler, claim_inbox_many
-from fleet.common._outbox_sql import OUTBOX_BUFFER, OUTBOX_HANDOFF, insert_outbox_rows
+from fleet.common._outbox_sql import OUTBOX_BUFFER, OUTBOX_HANDOFF
 from fleet.common.db import Database, UTCDateTime, utcnow
+from fleet.common.inserts import insert_rows
 from fleet.common.logging import get_logger
 from fleet.common.messaging.bus import ExchangeName, Handler
 from fleet.common.messaging.envelope import Envelope
@@ -149,7 +150,7 @@ async def enqueue(
     if buffer is not None and not nested:
         buffer.append((table, row))
         return
-    await insert_outbox_rows(session, table, [row])
+    await insert_rows(session, (table, [row]))
 
 
 async def claim_inbox(

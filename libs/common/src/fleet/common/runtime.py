@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fleet.common import inserts
 from fleet.common.config import Settings
 from fleet.common.db import Database
 from fleet.common.logging import get_logger
@@ -63,12 +64,18 @@ class ServiceRuntime:
         return self.module.name
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A transaction whose enqueued messages leave right after it commits."""
+    async def transaction(self, *, write_behind: bool = False) -> AsyncIterator[AsyncSession]:
+        """A transaction whose enqueued messages leave right after it commits. `write_behind`:
+        its inserts (outbox rows included) wait for its end and go as one statement — the
+        transaction's only round trip if it does nothing else (`fleet.common.inserts`)."""
         async with self.db.transaction() as session:
             if self.relay is not None:
                 self.relay.watch(session)
-            yield session
+            if not write_behind:
+                yield session
+                return
+            async with inserts.write_behind(session):
+                yield session
 
     async def publish(
         self,

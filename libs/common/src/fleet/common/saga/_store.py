@@ -1,8 +1,10 @@
 """Loads and saves `SagaState`; every save of a stored saga checks the saga's version.
 
 A saga costs what its statements cost (docs/performance.md), so a load is one query (the saga
-row with its step rows aggregated as JSON) and a save on PostgreSQL one statement (the saga's
-INSERT or versioned UPDATE and an upsert of the changed steps, see `_store_pg`). SQLite
+row with its step rows aggregated as JSON) and a save on PostgreSQL one statement: a new saga's
+rows are inserted with `fleet.common.inserts` (inside `write_behind`, together with the
+transaction's other inserts), a stored saga's versioned UPDATE and the upsert of its changed
+steps are one statement (`_store_pg`). SQLite
 (embedded mode) saves with the saga's statement and one executemany for the changed steps.
 
 A transaction applying a batch of replies (group commit) costs less still on PostgreSQL: `prefetch`
@@ -38,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import insert_for
 from fleet.common.errors import ConflictError
+from fleet.common.inserts import insert_rows
 from fleet.common.native import Native, native
 from fleet.common.saga._model import (
     Phase,
@@ -47,12 +50,7 @@ from fleet.common.saga._model import (
     StepState,
     StepStatus,
 )
-from fleet.common.saga._store_pg import (
-    SagaWrite,
-    insert_statement,
-    saga_values,
-    update_statement,
-)
+from fleet.common.saga._store_pg import SagaWrite, saga_values, update_statement
 from fleet.common.saga._tables import SagaTables
 
 _ACTIVE = (SagaStatus.RUNNING.value, SagaStatus.COMPENSATING.value)
@@ -134,8 +132,9 @@ class SagaStore:
             if not await self._save_portably(session, state, changed):
                 raise SagaConcurrencyError(f"saga {state.id} changed in another transaction")
         elif not state.stored:
-            statement, params = insert_statement(self.sagas, self.steps, session, state, changed)
-            await self._run(session, statement, params, [state.id])
+            steps = [self._step_values(state.id, record) for record in changed]
+            saga = self._saga_values(state) | {"version": state.version}
+            await insert_rows(session, (self.sagas, [saga]), (self.steps, steps))
         else:
             await self._update(session, (saga_values(state), changed))
         if state.stored:

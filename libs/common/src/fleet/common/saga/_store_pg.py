@@ -1,11 +1,11 @@
-"""Saga saves as single PostgreSQL statements: a new saga, or any number of stored ones.
+"""The save of any number of stored sagas as one PostgreSQL statement.
 
-The saga rows' INSERT (a new saga) or versioned UPDATE (stored sagas, their new values as arrays:
-`UPDATE … FROM unnest(…)`) runs in a data-modifying CTE; the changed step rows, each naming its
-saga, are upserted from arrays (`unnest`: one statement shape whatever their number) joined to
-that CTE, so they are written only where the saga's row was. The statement answers how many
-sagas it wrote: fewer than given if a version moved meanwhile. JSON values travel as text
-(`json_text`) and datetimes as `timestamptz`.
+The saga rows' versioned UPDATE (their new values as arrays: `UPDATE … FROM unnest(…)`) runs in
+a data-modifying CTE; the changed step rows, each naming its saga, are upserted from arrays
+(`unnest`: one statement shape whatever their number) joined to that CTE, so they are written
+only where the saga's row was. The statement answers how many sagas it wrote: fewer than given
+if a version moved meanwhile. JSON values travel as text (`json_text`) and datetimes as
+`timestamptz`. (A new saga is a plain insert of its rows: `fleet.common.inserts`.)
 """
 
 from __future__ import annotations
@@ -19,12 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import json_text
 from fleet.common.saga._model import SagaState, StepRecord
-
-_INSERT_SAGA = """INSERT INTO {sagas} (id, name, status, current_step, data, error, version,
-        created_at, updated_at, deadline_at)
-    VALUES (:id, :name, :status, :current_step, CAST(:data AS JSON), :error, :version,
-        :created_at, :updated_at, :deadline_at)
-    RETURNING id"""
 
 _UPDATE_SAGAS = """UPDATE {sagas} AS t SET status = v.status, current_step = v.current_step,
         data = CAST(v.data AS JSON), error = v.error, version = v.version + 1,
@@ -57,7 +51,7 @@ SagaWrite = tuple[dict[str, Any], Sequence[StepRecord]]
 
 
 def saga_values(state: SagaState) -> dict[str, Any]:
-    """What a save writes of the saga's own row (as the statements here take it)."""
+    """What a save writes of a stored saga's own row (as the statement here takes it)."""
     return {
         "id": state.id,
         "status": state.status.value,
@@ -70,26 +64,12 @@ def saga_values(state: SagaState) -> dict[str, Any]:
     }
 
 
-def insert_statement(
-    sagas: Table,
-    steps: Table,
-    session: AsyncSession,
-    state: SagaState,
-    records: Sequence[StepRecord],
-) -> tuple[TextClause, dict[str, Any]]:
-    """The statement inserting the new saga `state` with its steps `records`, and its
-    parameters."""
-    statement = _statement(session, sagas, steps, new=True)
-    params = saga_values(state) | {"name": state.name, "created_at": state.created_at}
-    params.update(_step_arrays([(state.id, record) for record in records]))
-    return statement, params
-
-
 def update_statement(
     sagas: Table, steps: Table, session: AsyncSession, writes: Sequence[SagaWrite]
 ) -> tuple[TextClause, dict[str, Any]]:
     """The statement writing the stored sagas of `writes`, and its parameters."""
-    statement = _statement(session, sagas, steps, new=False)
+    preparer = session.get_bind().dialect.identifier_preparer
+    statement = _text(preparer.format_table(sagas), preparer.format_table(steps))
     names = ("id", "version", "status", "current_step", "data", "error")
     params = {name: [values[name] for values, _ in writes] for name in names}
     params["updated_at"] = [values["updated_at"] for values, _ in writes]
@@ -114,14 +94,9 @@ def _step_arrays(rows: Sequence[tuple[Any, StepRecord]]) -> dict[str, list[Any]]
     }
 
 
-def _statement(session: AsyncSession, sagas: Table, steps: Table, *, new: bool) -> TextClause:
-    preparer = session.get_bind().dialect.identifier_preparer
-    return _text(preparer.format_table(sagas), preparer.format_table(steps), new)
-
-
 @lru_cache(maxsize=64)
-def _text(sagas: str, steps: str, new: bool) -> TextClause:
-    saga = (_INSERT_SAGA if new else _UPDATE_SAGAS).format(sagas=sagas)
+def _text(sagas: str, steps: str) -> TextClause:
+    saga = _UPDATE_SAGAS.format(sagas=sagas)
     written = _UPSERT_STEPS.format(steps=steps)
     # Only the tables' names, quoted by the dialect, are formatted in; every value is bound.
     return text(f"WITH saga AS ({saga}), written_steps AS ({written}) SELECT count(*) FROM saga")  # noqa: S608

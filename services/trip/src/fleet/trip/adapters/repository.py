@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Update, bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fleet.common.inserts import insert_rows
 from fleet.common.pagination import PageParams, newest_first
 from fleet.trip.adapters.tables import tracking_points, trips
 from fleet.trip.domain.tracking import TrackingPoint
@@ -36,7 +37,6 @@ _MUTABLE = (
 
 # Every booking runs these (the saga's hooks once per message): built once, executed with
 # parameters — building a 24-column INSERT with its values cost more CPU than running it.
-_ADD = trips.insert()
 _GET = select(trips).where(trips.c.id == bindparam("p_id"))
 _LOCK = _GET.with_for_update()
 _BY_KEY = select(trips).where(
@@ -127,7 +127,9 @@ class SqlTripRepository:
         self.session = session
 
     async def add(self, trip: Trip) -> None:
-        await self.session.execute(_ADD, _row_values(trip))
+        """Insert the new trip (held back with the transaction's other inserts inside
+        `fleet.common.inserts.write_behind`)."""
+        await insert_rows(self.session, (trips, [_row_values(trip)]))
 
     async def get(self, trip_id: uuid.UUID, *, lock: bool = False) -> Trip | None:
         """The trip; `lock` takes its row lock until the transaction ends (PostgreSQL)."""

@@ -139,7 +139,9 @@ class Booking:
             request_hash=fingerprint if key else None,
         )
         try:
-            async with self.rt.transaction() as session:
+            # Inserts only (the trip, the saga, its first command): one statement, committing
+            # by itself — no BEGIN or COMMIT round trip (fleet.common.inserts).
+            async with self.rt.transaction(write_behind=True) as session:
                 await SqlTripRepository(session).add(trip)
                 await self.engine.start(session, saga_id, _saga_data(trip, request))
         except IntegrityError:
