@@ -78,13 +78,26 @@ async def test_a_repeat_of_a_hold_the_wallet_could_no_longer_cover_answers_that_
     assert await _state(db, rider) == (100, 80, 20)
 
 
-async def test_a_new_hold_is_three_statements(db: Database) -> None:
+async def test_a_new_hold_is_two_statements_on_postgres(db: Database) -> None:
     rider = await _rider(db)
     with recorded_statements(db) as seen:
         async with db.transaction() as s:
             await uc.hold_credits(s, rider, uuid.uuid4(), 30)
-    assert [q.split()[0] for q in seen] == ["SELECT", "INSERT", "UPDATE"]
+    if db.is_sqlite:
+        assert [q.split()[0] for q in seen] == ["SELECT", "INSERT", "UPDATE"]
+    else:  # the wallet lock, then the hold's insert and the wallet's update as one statement
+        assert [q.split()[0] for q in seen] == ["SELECT", "WITH"]
     assert await _state(db, rider) == (100, 30, 70)
+
+
+async def test_a_taken_reference_leaves_the_wallet_as_it_was(db: Database) -> None:
+    rider, other = await _rider(db), await _rider(db)
+    ref = uuid.uuid4()
+    await uc.reserve_credits(db, other, ref, 30)
+    with pytest.raises(ConflictError):  # the reference holds credits of another rider
+        await uc.reserve_credits(db, rider, ref, 30)
+    assert await _state(db, rider) == (100, 0, 100)
+    assert await _state(db, other) == (100, 30, 70)
 
 
 async def test_same_reference_for_another_amount_or_rider_is_a_conflict(db: Database) -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import insert_for, utcnow
@@ -60,6 +62,30 @@ _SAVE_HOLD = (
 )
 
 
+@cache  # built once, on the first hold
+def _hold_and_save() -> Select[Any]:
+    """PostgreSQL: `INSERT` the hold `ON CONFLICT (reference) DO NOTHING` and `UPDATE` the
+    wallet (versioned, as `_SAVE_WALLET`) only where the hold was inserted, in one statement
+    answering (holds inserted, wallets written)."""
+    columns = ("id", "user_id", "reference", "amount_cents", "status", "captured_cents")
+    # The hold's parameters are prefixed: an UPDATE would SET any column named by one.
+    values: dict[str, Any] = {name: bindparam(f"h_{name}") for name in columns}
+    values |= {"created_at": bindparam("updated_at"), "updated_at": bindparam("updated_at")}
+    held = (
+        pg_insert(credit_holds)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["reference"])
+        .returning(credit_holds.c.id)
+        .cte("held")
+    )
+    saved = _SAVE_WALLET.where(select(held.c.id).exists()).returning(wallets.c.user_id).cte("saved")
+    count = func.count()
+    return select(
+        select(count).select_from(held).scalar_subquery(),
+        select(count).select_from(saved).scalar_subquery(),
+    )
+
+
 def _wallet(row: Any) -> Wallet:
     return Wallet(row.user_id, row.balance_cents, row.held_cents, row.version)
 
@@ -96,19 +122,21 @@ class SqlWalletRepository:
 
     async def save(self, wallet: Wallet, expected_version: int) -> None:
         """Write the wallet back, provided nobody changed it since it was read."""
-        result: Any = await self.session.execute(
-            _SAVE_WALLET,
-            {
-                "p_user_id": wallet.user_id,
-                "p_version": expected_version,
-                "balance_cents": wallet.balance_cents,
-                "held_cents": wallet.held_cents,
-                "version": wallet.version,
-                "updated_at": utcnow(),
-            },
-        )
+        params = self._wallet_params(wallet, expected_version)
+        result: Any = await self.session.execute(_SAVE_WALLET, params)
         if result.rowcount != 1:
             raise ConflictError("the wallet changed concurrently; retry")
+
+    @staticmethod
+    def _wallet_params(wallet: Wallet, expected_version: int) -> dict[str, Any]:
+        return {
+            "p_user_id": wallet.user_id,
+            "p_version": expected_version,
+            "balance_cents": wallet.balance_cents,
+            "held_cents": wallet.held_cents,
+            "version": wallet.version,
+            "updated_at": utcnow(),
+        }
 
     async def hold(self, reference: uuid.UUID) -> Hold | None:
         row = (await self.session.execute(_GET_HOLD, {"p_reference": reference})).first()
@@ -145,6 +173,23 @@ class SqlWalletRepository:
             )
         result = await self.session.execute(stmt, self._hold_row(hold))
         return result.first() is not None
+
+    async def add_hold_and_save(self, hold: Hold, wallet: Wallet, expected_version: int) -> bool:
+        """Insert the hold unless its reference is taken and, only if it was inserted, write the
+        wallet back (as `save`); True if both were written, False if the reference was taken
+        (nothing written). One statement on PostgreSQL, two elsewhere."""
+        dialect = self.session.get_bind().dialect.name
+        if dialect != "postgresql":
+            if not await self.add_hold_once(hold):
+                return False
+            await self.save(wallet, expected_version)
+            return True
+        params = self._wallet_params(wallet, expected_version)
+        params.update({f"h_{k}": v for k, v in self._hold_row(hold).items()})
+        held, saved = (await self.session.execute(_hold_and_save(), params)).one()
+        if held and not saved:
+            raise ConflictError("the wallet changed concurrently; retry")
+        return bool(held)
 
     async def save_hold(self, hold: Hold) -> None:
         await self.session.execute(

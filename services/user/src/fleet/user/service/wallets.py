@@ -81,10 +81,11 @@ async def hold_credits(
 ) -> Hold:
     """Hold `amount_cents` for `reference` in the caller's transaction (see `reserve_credits`).
 
-    Three statements when the reference is new (lock the wallet, insert the hold unless its
-    reference is taken, save the wallet): the look for an earlier hold of the reference is made
-    only when the insert finds one, or when the wallet cannot cover the amount (a repeat of a
-    hold placed when it could must still answer that hold).
+    Two statements on PostgreSQL when the reference is new (lock the wallet; insert the hold
+    unless its reference is taken and, if it was inserted, save the wallet), three on SQLite:
+    the look for an earlier hold of the reference is made only when the insert finds one, or
+    when the wallet cannot cover the amount (a repeat of a hold placed when it could must still
+    answer that hold).
     """
     repo = SqlWalletRepository(session)
     wallet = await _locked(repo, user_id)
@@ -95,12 +96,11 @@ async def hold_credits(
         if existing := await repo.hold(reference):
             return _same_request(existing, user_id, amount_cents)
         raise
-    if not await repo.add_hold_once(hold):  # held (or released) before, maybe by another rider
-        existing = await repo.hold(reference)
+    if not await repo.add_hold_and_save(hold, wallet, version):  # held (or released) before,
+        existing = await repo.hold(reference)  # maybe by another rider
         if existing is None:  # gone between the two statements: nothing deletes holds
             raise RuntimeError(f"the hold of reference {reference} vanished; retry")
         return _same_request(existing, user_id, amount_cents)
-    await repo.save(wallet, version)
     return hold
 
 
