@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import Column, Integer, String, Table, event, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common._group_commit import claim_inbox_many
@@ -325,8 +326,54 @@ async def test_batch_hooks_run_once_around_a_batch_with_only_the_messages_it_han
     assert calls == []  # a message handled alone runs no hook
 
     twice = message(4)
-    batch = [first, message(2), message(3), twice, twice]  # one handled before, one twice
-    assert await run_together(handler, batch) == [None] * 5
+    batch = [message(2), message(3), twice, twice]  # one of them twice
+    assert await run_together(handler, batch) == [None] * 4
 
     assert calls == [("prepare", [2, 3, 4]), ("finish", 4)]
     assert await rows(db, effects) == 4
+
+
+async def test_a_batch_holding_a_message_handled_before_is_redone_one_by_one(
+    db: Database,
+) -> None:
+    handler = handle_once(db, CONSUMER, enqueue_only, table=inbox, max_batch=32)
+    handled = message(1)
+    assert await run_together(handler, [handled]) == [None]
+
+    batch = [message(2), handled, message(3)]
+    assert await run_together(handler, batch) == [None] * 3
+
+    assert group_of(handler).fallbacks == 1  # the claim found message 1 taken: rolled back
+    assert await rows(db, inbox) == 3
+    assert await rows(db, outbox) == 3  # one out per message: the redelivery sent nothing
+
+
+async def test_a_redelivery_whose_handler_fails_on_its_first_effect_is_acked(
+    db: Database,
+) -> None:
+    handler = handle_once(db, CONSUMER, record, table=inbox)  # one message per transaction
+    first = message(1)
+    await handler(first)
+
+    await handler(first)  # `record` hits its own row (unique key): handled before, acked
+
+    assert (await rows(db, effects), await rows(db, inbox), await rows(db, outbox)) == (1, 1, 1)
+    with pytest.raises(IntegrityError):  # a new message failing on it is not acked
+        await handler(message(1))
+
+
+@pytest.mark.parametrize("backend_url", ["postgres"], indirect=True)
+async def test_a_message_is_its_statements_and_one_for_its_claim_and_outbox(
+    db: Database,
+) -> None:
+    handler = handle_once(db, CONSUMER, record, table=inbox)
+    with recorded_statements(db) as seen:
+        await handler(message(1))
+    # The effect, then the inbox claim with the outgoing message as one statement.
+    assert [q.split()[0] for q in seen] == ["INSERT", "WITH"]
+    assert "INTO GROUP_COMMIT_TEST.INBOX" in seen[1]
+    assert "INTO GROUP_COMMIT_TEST.OUTBOX" in seen[1]
+
+
+async def enqueue_only(session: AsyncSession, envelope: Envelope) -> None:
+    await enqueue(session, message(1000 + envelope.data["n"]), table=outbox)

@@ -541,9 +541,9 @@ async def test_failed_handler_releases_its_inbox_claim(db: Database) -> None:
         await handler(envelope)
     assert await effect_count(db) == 0
     await handler(envelope)
-    await handler(envelope)
+    await handler(envelope)  # a redelivery: it runs, finds its claim taken and rolls back
 
-    assert calls == 2
+    assert calls == 3
     assert await effect_count(db) == 1
 
 
@@ -565,9 +565,12 @@ async def test_duplicate_messages_through_the_bus_apply_once(
         await bus.publish(envelope)
     await bus.publish(trip_completed(10))
 
-    await eventually(lambda: handled == 2)
-    await asyncio.sleep(0.1)
+    # Each copy runs (claims are taken last); the copies after the first roll back, or fail
+    # on its effect, and are acked as handled before — none is retried into a dead letter.
+    await eventually(lambda: handled >= 2)
+    await asyncio.sleep(0.3)
     assert await effect_count(db) == 2
+    assert await bus.dead_letters("billing.events") == []
 
 
 async def test_purge_inbox_forgets_only_entries_older_than_the_retention(db: Database) -> None:

@@ -35,10 +35,10 @@ Rows = Sequence[Mapping[str, Any]]
 Group = tuple[Table, Rows]
 # A statement's shape: its tables, each with the columns it writes.
 _Shape = tuple[tuple[Table, tuple[str, ...]], ...]
-# The SQL of a shape, and per column (in `$n` order) how a value is made an argument.
-_Built = tuple[str, tuple[Callable[[Any], Any] | None, ...]]
+# A shape's INSERTs, and per column (in `$n` order) how a value is made an argument.
+_Built = tuple[tuple[str, ...], tuple[Callable[[Any], Any] | None, ...]]
 
-_STATEMENTS: dict[tuple[str, _Shape], _Built] = {}
+_STATEMENTS: dict[tuple[str, _Shape, int], _Built] = {}
 
 
 async def insert_rows(session: AsyncSession, *groups: Group) -> None:
@@ -89,6 +89,23 @@ class _Pending:
             await _insert_now(session, groups, last=last)
 
 
+async def fetch_after_inserts(
+    session: AsyncSession, groups: Sequence[Group], query: str, *args: Any
+) -> list[Any] | None:
+    """Run `query` (PostgreSQL SQL with parameters `$1…$n` given as `args`; not itself a
+    `WITH`) with the groups' rows inserted by the same statement, as CTEs before it; its rows
+    (asyncpg `Record`s). None, and nothing done, where that is not possible (not asyncpg):
+    the caller then inserts with `insert_rows` and runs its own statement."""
+    pg = await native(session)
+    if pg is None:
+        return None
+    groups = tuple((table, rows) for table, rows in groups if rows)
+    if not groups:
+        return await pg.fetch(query, *args)
+    ctes, values = _prepared(session.get_bind().dialect, groups, first=len(args) + 1)
+    return await pg.fetch(f"WITH {ctes} {query}", *args, *values)
+
+
 async def _insert_now(session: AsyncSession, groups: tuple[Group, ...], *, last: bool) -> None:
     # The transaction's last work and nothing sent before it: the statement commits by itself.
     pg = await native_unbegun(session) if last else None
@@ -98,18 +115,33 @@ async def _insert_now(session: AsyncSession, groups: tuple[Group, ...], *, last:
         for table, rows in groups:
             await session.execute(insert(table), list(rows))
         return
+    sql, values = _prepared(session.get_bind().dialect, groups, first=1, last_is_main=True)
+    await pg.execute(sql, *values)
+
+
+def _prepared(
+    dialect: Dialect, groups: tuple[Group, ...], *, first: int, last_is_main: bool = False
+) -> tuple[str, list[Any]]:
+    """The groups' INSERTs — as CTEs `iN AS (…)`, joined by commas, or with `last_is_main` a
+    whole statement whose last INSERT is the main one — and their arguments, numbered from
+    `$first`."""
     merged = _merged(groups)
     shape: _Shape = tuple((table, tuple(rows[0])) for table, rows in merged)
-    sql, converters = _statement(session.get_bind().dialect, shape)
-    args = [
+    parts, converters = _statement(dialect, shape, first)
+    values = [
         [row[name] for row in rows]
         for (_, rows), (_, names) in zip(merged, shape, strict=True)
         for name in names
     ]
     for i, convert in enumerate(converters):
         if convert is not None:
-            args[i] = [None if v is None else convert(v) for v in args[i]]
-    await pg.execute(sql, *args)
+            values[i] = [None if v is None else convert(v) for v in values[i]]
+    if not last_is_main:
+        return ", ".join(f"i{i} AS ({part})" for i, part in enumerate(parts)), values
+    *ctes, main = parts
+    if ctes:
+        main = "WITH " + ", ".join(f"i{i} AS ({cte})" for i, cte in enumerate(ctes)) + " " + main
+    return main, values
 
 
 def _merged(groups: tuple[Group, ...]) -> list[tuple[Table, list[Mapping[str, Any]]]]:
@@ -120,15 +152,15 @@ def _merged(groups: tuple[Group, ...]) -> list[tuple[Table, list[Mapping[str, An
     return list(by_table.items())
 
 
-def _statement(dialect: Dialect, shape: _Shape) -> _Built:
-    key = (dialect.name, shape)
+def _statement(dialect: Dialect, shape: _Shape, first: int) -> _Built:
+    key = (dialect.name, shape, first)
     built = _STATEMENTS.get(key)
     if built is None:
-        built = _STATEMENTS[key] = _build(dialect, shape)
+        built = _STATEMENTS[key] = _build(dialect, shape, first)
     return built
 
 
-def _build(dialect: Dialect, shape: _Shape) -> _Built:
+def _build(dialect: Dialect, shape: _Shape, first: int) -> _Built:
     quote = dialect.identifier_preparer.quote
     parts: list[str] = []
     converters: list[Callable[[Any], Any] | None] = []
@@ -139,7 +171,7 @@ def _build(dialect: Dialect, shape: _Shape) -> _Built:
             is_json = isinstance(column.type, JSON)
             sql_type = column.type.compile(dialect=dialect)
             # JSON travels as text (one array type for any JSON value) and is cast back.
-            arrays.append(f"${len(converters) + 1}::{'TEXT' if is_json else sql_type}[]")
+            arrays.append(f"${first + len(converters)}::{'TEXT' if is_json else sql_type}[]")
             selected.append(f"CAST(r.{quoted} AS {sql_type})" if is_json else f"r.{quoted}")
             converters.append(json_text if is_json else None)
         names = ", ".join(quote(name) for name in columns)
@@ -150,7 +182,4 @@ def _build(dialect: Dialect, shape: _Shape) -> _Built:
             f"INSERT INTO {into} ({names}) "  # noqa: S608
             f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS r({names})"
         )
-    *ctes, main = parts
-    if ctes:
-        main = "WITH " + ", ".join(f"i{i} AS ({cte})" for i, cte in enumerate(ctes)) + " " + main
-    return main, tuple(converters)
+    return tuple(parts), tuple(converters)

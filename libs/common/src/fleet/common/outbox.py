@@ -30,10 +30,19 @@ from sqlalchemy import (
     Text,
     Uuid,
     delete,
+    select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.common._group_commit import BatchHooks, GroupCommit, InboxHandler, claim_inbox_many
+from fleet.common._group_commit import (
+    AlreadyHandled,
+    BatchHooks,
+    GroupCommit,
+    InboxHandler,
+    buffer_outbox,
+    claim_and_flush,
+    claim_inbox_many,
+)
 from fleet.common._outbox_sql import OUTBOX_BUFFER, OUTBOX_HANDOFF
 from fleet.common.db import Database, UTCDateTime, utcnow
 from fleet.common.inserts import insert_rows
@@ -172,21 +181,34 @@ def handle_once(
 ) -> Handler:
     """A bus handler running `handler(session, envelope)` at most once per event and consumer.
 
-    One transaction: claim the inbox row, run the handler, commit. A failing handler rolls the
-    claim back too, so the bus's retry runs it again. `relay` watches the transaction, so that
-    messages the handler enqueued leave as it commits. With `max_batch` > 1, messages that
+    One transaction: run the handler, then claim the inbox row and insert the outbox rows the
+    handler enqueued (one statement on PostgreSQL), commit. A message handled before finds its
+    row taken and its transaction is rolled back (see fleet.common._group_commit: the claim
+    comes last); so is a redelivery whose handler fails on what the first delivery changed, and
+    both are acked. A failing handler of a new message rolls everything back, so the bus's retry
+    runs it again. `relay` watches the transaction, so that messages the handler enqueued leave
+    as it commits. With `max_batch` > 1, messages that
     arrive while a transaction runs are handled together in the next one (`GroupCommit`), with
     `hooks` run around each such batch's handlers.
     """
 
     async def handle(envelope: Envelope) -> None:
-        async with db.transaction() as session:
-            if relay is not None:
-                relay.watch(session)
-            if not await claim_inbox(session, consumer, envelope.event_id, table=table):
-                log.debug("duplicate skipped", consumer=consumer, event_id=str(envelope.event_id))
-                return
-            await handler(session, envelope)
+        event_id = envelope.event_id
+        try:
+            async with db.transaction() as session:
+                if relay is not None:
+                    relay.watch(session)
+                buffer_outbox(session)
+                await handler(session, envelope)
+                if not await claim_and_flush(session, consumer, [event_id], table=table):
+                    raise AlreadyHandled(str(event_id))
+        except AlreadyHandled:
+            log.debug("duplicate skipped", consumer=consumer, event_id=str(event_id))
+        except Exception:
+            # A redelivery whose handler fails on what its first delivery changed is handled.
+            if not await _handled_before(db, consumer, event_id, table):
+                raise
+            log.debug("duplicate skipped", consumer=consumer, event_id=str(event_id))
 
     handle.__qualname__ = f"handle_once[{consumer}]"
     if max_batch <= 1:
@@ -201,6 +223,14 @@ def handle_once(
     handle_in_groups.__qualname__ = handle.__qualname__
     handle_in_groups.group = group  # type: ignore[attr-defined]
     return handle_in_groups
+
+
+async def _handled_before(db: Database, consumer: str, event_id: uuid.UUID, table: Table) -> bool:
+    async with db.session() as session:
+        query = select(table.c.event_id).where(
+            table.c.consumer == consumer, table.c.event_id == event_id
+        )
+        return (await session.execute(query)).first() is not None
 
 
 async def purge_inbox(db: Database, table: Table, older_than: dt.timedelta) -> int:
