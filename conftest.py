@@ -58,6 +58,16 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
 
 
 @pytest.fixture
+def fresh_pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped after it."""
+    url = create_database()
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture
 async def make_db(backend_url: str) -> AsyncIterator[MakeDb]:
     """`await make_db(module)`: the module's migrated database on the parametrised backend."""
     made: list[Database] = []

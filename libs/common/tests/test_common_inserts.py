@@ -30,12 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fleet.common.db import Database, UTCDateTime, service_metadata
 from fleet.common.inserts import insert_rows, write_behind
 from fleet.common.native import native
-from fleet.common.testing import (
-    create_database,
-    drop_database,
-    recorded_statements,
-    tables_database,
-)
+from fleet.common.testing import recorded_statements, tables_database
 
 SCHEMA = "inserts_test"
 METADATA = service_metadata(SCHEMA)
@@ -182,15 +177,6 @@ def sent_by(driver: Any) -> Iterator[list[str]]:
         yield sent
     finally:
         driver.remove_query_logger(log)
-
-
-@pytest.fixture
-def fresh_pg_url() -> Iterator[str]:
-    url = create_database()
-    try:
-        yield url
-    finally:
-        drop_database(url)
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from fleet.common import migrations
 from fleet.common.db import Database
-from fleet.common.testing import create_database, drop_database
 from fleet.vehicle.app import module
 from fleet.vehicle.domain.search import Circle
 from fleet.vehicle.domain.status import VehicleStatus
@@ -22,18 +21,9 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def race_url() -> Iterator[str]:
-    url = create_database()
-    try:
-        yield url
-    finally:
-        drop_database(url)
-
-
-@pytest.fixture
-async def db(race_url: str) -> AsyncIterator[Database]:
+async def db(fresh_pg_url: str) -> AsyncIterator[Database]:
     m = module()
-    database = Database(race_url, m.schema, pool_size=20)
+    database = Database(fresh_pg_url, m.schema, pool_size=20)
     await migrations.upgrade(database, m.migrations)
     try:
         yield database
