@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sqlalchemy import event, text
 
 from fleet.common.db import Database
-from fleet.common.testing import create_database, drop_database
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def url() -> Iterator[str]:
-    made = create_database()
-    try:
-        yield made
-    finally:
-        drop_database(made)
-
-
-@pytest.fixture
-async def db(url: str) -> AsyncIterator[Database]:
-    database = Database(url, "public")
+async def db(fresh_pg_url: str) -> AsyncIterator[Database]:
+    database = Database(fresh_pg_url, "public")
     try:
         yield database
     finally:
@@ -39,10 +29,10 @@ async def _backend_pid(db: Database) -> int:
 
 
 async def test_a_connection_the_server_closed_is_replaced_at_checkout(
-    db: Database, url: str
+    db: Database, fresh_pg_url: str
 ) -> None:
     first = await _backend_pid(db)
-    admin = Database(url, "public")  # as a server restart would, from outside the pool
+    admin = Database(fresh_pg_url, "public")  # as a server restart would, from outside the pool
     try:
         async with admin.transaction() as session:
             await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
@@ -80,9 +70,9 @@ async def test_a_transaction_sends_its_statements_and_nothing_else(db: Database)
 
 
 async def test_concurrent_transactions_beyond_the_pool_wait_and_reuse_its_connections(
-    url: str,
+    fresh_pg_url: str,
 ) -> None:
-    db = Database(url, "public", pool_size=3)
+    db = Database(fresh_pg_url, "public", pool_size=3)
     try:
 
         async def hold() -> int:
@@ -99,8 +89,8 @@ async def test_concurrent_transactions_beyond_the_pool_wait_and_reuse_its_connec
     assert set(again) == set(pids)  # no connection was closed and reopened in between
 
 
-async def test_the_servers_sessions_are_named_after_the_service(url: str) -> None:
-    db = Database(url, "vehicle")
+async def test_the_servers_sessions_are_named_after_the_service(fresh_pg_url: str) -> None:
+    db = Database(fresh_pg_url, "vehicle")
     try:
         async with db.session() as session:
             name = await session.execute(text("SELECT current_setting('application_name')"))

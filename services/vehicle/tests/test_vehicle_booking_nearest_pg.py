@@ -7,14 +7,13 @@ import json
 import math
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import insert, text
 
 from fleet.common import migrations
 from fleet.common.db import Database, utcnow
-from fleet.common.testing import create_database, drop_database
 from fleet.vehicle.adapters.tables import vehicles
 from fleet.vehicle.adapters.vehicles import _BOUNDED_NEAREST, KNN_BOUND
 from fleet.vehicle.app import module
@@ -30,18 +29,9 @@ SEOUL = (37.5665, 126.978)
 
 
 @pytest.fixture
-def url() -> Iterator[str]:
-    made = create_database()
-    try:
-        yield made
-    finally:
-        drop_database(made)
-
-
-@pytest.fixture
-async def db(url: str) -> AsyncIterator[Database]:
+async def db(fresh_pg_url: str) -> AsyncIterator[Database]:
     m = module()
-    database = Database(url, m.schema)
+    database = Database(fresh_pg_url, m.schema)
     await migrations.upgrade(database, m.migrations)
     try:
         yield database

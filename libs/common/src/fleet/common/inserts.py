@@ -42,9 +42,9 @@ _STATEMENTS: dict[tuple[str, _Shape, int], _Built] = {}
 
 
 async def insert_rows(session: AsyncSession, *groups: Group) -> None:
-    """Insert each group's rows (all rows of a group have the same keys) in the session's
-    transaction: one statement on PostgreSQL, or held back inside `write_behind` (outside
-    savepoints) to be written with the block's other inserts."""
+    """Insert each group's rows in the session's transaction: one statement on PostgreSQL, or
+    held back inside `write_behind` (outside savepoints) to be written with the block's other
+    inserts. Every row of a table names the same columns, also across groups and held inserts."""
     groups = tuple((table, rows) for table, rows in groups if rows)
     if not groups:
         return
