@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.trace import SpanKind
-from sqlalchemy import Column, Integer, String, Table, func, select
+from sqlalchemy import Column, Integer, String, Table, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fleet.common import tracing
 from fleet.common.db import Database, service_metadata
-from fleet.common.native import compiled, native
+from fleet.common.native import compiled, fetch_rows, native, rows_changed
 from fleet.common.testing import recorded_statements, tables_database
 
 SCHEMA = "native_test"
@@ -120,6 +120,38 @@ async def test_a_compiled_statement_runs_natively_with_its_own_literals(db: Data
         rows = await pg.fetch_compiled(query, {})
     assert [(r["n"], r["shout"]) for r in rows] == [(7, "A-X")]
     assert compiled(query, db.engine.dialect)[0] is sql  # compiled once
+
+
+_BY_MIN_N = (
+    select(items.c.key, items.c.n).where(items.c.n >= bindparam("p_min")).order_by(items.c.key)
+)
+
+
+async def test_rows_of_a_statement_built_once_read_the_same_by_name_on_both_backends(
+    db: Database,
+) -> None:
+    async with db.transaction() as session:
+        await session.execute(items.insert(), [{"key": "a", "n": 1}, {"key": "b", "n": 5}])
+        rows = await fetch_rows(session, _BY_MIN_N, {"p_min": 2})
+        native_now = await native(session) is not None
+    assert [(r["key"], r["n"]) for r in rows] == [("b", 5)]
+    assert native_now == (not db.is_sqlite)  # PostgreSQL: through asyncpg, SQLite: the session
+
+
+_BUMP = update(items).where(items.c.n >= bindparam("p_min")).values(n=items.c.n + 1)
+
+
+async def test_rows_changed_counts_the_rows_an_update_wrote_on_both_backends(
+    db: Database,
+) -> None:
+    async with db.transaction() as session:
+        await session.execute(
+            items.insert(), [{"key": k, "n": n} for k, n in (("a", 1), ("b", 5), ("c", 9))]
+        )
+        assert await rows_changed(session, _BUMP, {"p_min": 5}) == 2
+        assert await rows_changed(session, _BUMP, {"p_min": 100}) == 0
+    async with db.session() as session:
+        assert sorted((await session.execute(select(items.c.n))).scalars()) == [1, 6, 10]
 
 
 @postgres

@@ -32,7 +32,7 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.pool import Pool, PoolProxiedConnection
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from fleet.common import tracing
@@ -75,6 +75,12 @@ class Native:
         sql, names, literals = compiled(statement, self._dialect)
         args = [params[name] if name in params else literals[name] for name in names]
         return await self.fetch(sql, *args)
+
+    async def execute_compiled(self, statement: ClauseElement, params: dict[str, Any]) -> str:
+        """`fetch_compiled` for a statement without rows: PostgreSQL's status line."""
+        sql, names, literals = compiled(statement, self._dialect)
+        args = [params[name] if name in params else literals[name] for name in names]
+        return await self.execute(sql, *args)
 
     async def _call(
         self, method: Callable[..., Awaitable[Any]], sql: str, args: tuple[Any, ...]
@@ -139,6 +145,29 @@ async def native(session: AsyncSession) -> Native | None:
         await found._adapted._start_transaction()
     sync.info[_NATIVE] = (transaction, found)
     return found
+
+
+async def fetch_rows(
+    session: AsyncSession, statement: Executable, params: dict[str, Any]
+) -> Sequence[Any]:
+    """The rows of `statement` (a statement built once) by column name: on PostgreSQL asyncpg
+    `Record`s through the session's own connection (`Native.fetch_compiled`: no type processing,
+    so only for statements whose parameters and columns need none — UUIDs, numbers, text, aware
+    timestamps, JSON), elsewhere SQLAlchemy's `RowMapping`s. For a domain's hottest statements:
+    a repository keeps its one statement for both backends."""
+    if (pg := await native(session)) is not None and isinstance(statement, ClauseElement):
+        return await pg.fetch_compiled(statement, params)
+    rows: Sequence[Any] = (await session.execute(statement, params)).mappings().all()
+    return rows
+
+
+async def rows_changed(session: AsyncSession, statement: Executable, params: dict[str, Any]) -> int:
+    """How many rows `statement` (an UPDATE or DELETE built once) changed: through asyncpg on
+    PostgreSQL, with `fetch_rows`' rule for its parameters; elsewhere the session's rowcount."""
+    if (pg := await native(session)) is not None and isinstance(statement, ClauseElement):
+        return int((await pg.execute_compiled(statement, params)).rsplit(" ", 1)[-1])
+    result: Any = await session.execute(statement, params)
+    return int(result.rowcount)
 
 
 async def native_unbegun(session: AsyncSession) -> Native | None:

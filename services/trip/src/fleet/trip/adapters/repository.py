@@ -12,6 +12,7 @@ from sqlalchemy import Update, bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.inserts import insert_rows
+from fleet.common.native import fetch_rows
 from fleet.common.pagination import PageParams, newest_first
 from fleet.trip.adapters.tables import tracking_points, trips
 from fleet.trip.domain.tracking import TrackingPoint
@@ -95,7 +96,8 @@ def _row_values(trip: Trip) -> dict[str, Any]:
 
 
 def _trip(row: Any) -> Trip:
-    m = row._mapping
+    """A trip from a row by column name (a SQLAlchemy `Row`, `RowMapping` or asyncpg `Record`)."""
+    m = getattr(row, "_mapping", row)
     return Trip(
         id=m["id"],
         rider_id=m["rider_id"],
@@ -164,8 +166,8 @@ class SqlTripRepository:
         columns = tuple(move.values)
         params = {name: _column_value(value) for name, value in move.values.items()}
         params.update(p_id=trip_id, p_source=move.source.value)
-        row = (await self.session.execute(_move_statement(columns), params)).first()
-        return _trip(row) if row else None
+        rows = await fetch_rows(self.session, _move_statement(columns), params)
+        return _trip(rows[0]) if rows else None
 
     async def save(self, trip: Trip) -> None:
         """Write the trip's changes if nobody saved it since it was read, else `StaleTrip`."""

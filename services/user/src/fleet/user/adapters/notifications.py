@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import insert_for, utcnow
+from fleet.common.native import fetch_rows
 from fleet.common.pagination import PageParams, newest_first
 from fleet.user.adapters.tables import feedback, notifications, users
 
@@ -59,20 +60,12 @@ class SqlNotificationRepository:
         """Add the user's `kind` notification about `reference` unless it exists; its id, or
         None if there is no such user (then nothing is added)."""
         params = {"user_id": user_id, "kind": kind, "reference": reference}
-        added: uuid.UUID | None = (
-            await self.session.execute(
-                _add_once_statement(self.session),
-                {
-                    **params,
-                    "id": uuid.uuid4(),
-                    "title": title,
-                    "body": body,
-                    "created_at": utcnow(),
-                },
-            )
-        ).scalar_one_or_none()
-        if added is not None:
-            return added
+        values = {**params, "id": uuid.uuid4(), "title": title, "body": body}
+        values["created_at"] = utcnow()
+        added = await fetch_rows(self.session, _add_once_statement(self.session), values)
+        if added:
+            added_id: uuid.UUID = added[0]["id"]
+            return added_id
         found: uuid.UUID | None = (
             await self.session.execute(_FIND_ONCE, params)
         ).scalar_one_or_none()

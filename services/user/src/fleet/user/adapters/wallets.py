@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import insert_for, utcnow
 from fleet.common.errors import ConflictError
+from fleet.common.native import fetch_rows
 from fleet.user.adapters.tables import credit_holds, wallet_ledger, wallets
 from fleet.user.domain.wallet import Hold, LedgerKind, Wallet
 
@@ -81,13 +82,13 @@ def _hold_and_save() -> Select[Any]:
     saved = _SAVE_WALLET.where(select(held.c.id).exists()).returning(wallets.c.user_id).cte("saved")
     count = func.count()
     return select(
-        select(count).select_from(held).scalar_subquery(),
-        select(count).select_from(saved).scalar_subquery(),
+        select(count).select_from(held).scalar_subquery().label("held"),
+        select(count).select_from(saved).scalar_subquery().label("saved"),
     )
 
 
 def _wallet(row: Any) -> Wallet:
-    return Wallet(row.user_id, row.balance_cents, row.held_cents, row.version)
+    return Wallet(row["user_id"], row["balance_cents"], row["held_cents"], row["version"])
 
 
 def _hold(row: Any) -> Hold:
@@ -106,8 +107,8 @@ class SqlWalletRepository:
 
     async def get(self, user_id: uuid.UUID, *, for_update: bool = False) -> Wallet | None:
         stmt = _LOCK_WALLET if for_update else _GET_WALLET
-        row = (await self.session.execute(stmt, {"p_user_id": user_id})).first()
-        return _wallet(row) if row else None
+        rows = await fetch_rows(self.session, stmt, {"p_user_id": user_id})
+        return _wallet(rows[0]) if rows else None
 
     async def add(self, wallet: Wallet) -> None:
         await self.session.execute(
@@ -186,7 +187,8 @@ class SqlWalletRepository:
             return True
         params = self._wallet_params(wallet, expected_version)
         params.update({f"h_{k}": v for k, v in self._hold_row(hold).items()})
-        held, saved = (await self.session.execute(_hold_and_save(), params)).one()
+        row = (await fetch_rows(self.session, _hold_and_save(), params))[0]
+        held, saved = row["held"], row["saved"]
         if held and not saved:
             raise ConflictError("the wallet changed concurrently; retry")
         return bool(held)

@@ -9,6 +9,7 @@ from sqlalchemy import Boolean, bindparam, false, literal_column, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import insert_for, utcnow
+from fleet.common.native import fetch_rows
 from fleet.vehicle.adapters.tables import bookings
 
 BookingState = Literal["open", "released", "cancelled", "completed"]
@@ -86,8 +87,8 @@ class SqlBookings:
         """Lock the trip's booking, opening it if new; its state (anything but open is over) and
         whether this call opened it (PostgreSQL only; SQLite always answers not new)."""
         params = {"trip_id": trip_id, "updated_at": utcnow()}
-        row = (await self.session.execute(_open_statement(self.session), params)).one()
-        return Opened(row.state, bool(row.new))
+        row = (await fetch_rows(self.session, _open_statement(self.session), params))[0]
+        return Opened(row["state"], bool(row["new"]))
 
     async def close(self, trip_id: uuid.UUID, state: BookingState) -> None:
         """Close the trip's booking for good; the first reason recorded stays."""

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import utcnow
 from fleet.common.errors import ConflictError
+from fleet.common.native import fetch_rows, rows_changed
 from fleet.vehicle.adapters.tables import vehicles
 from fleet.vehicle.domain.search import Circle
 from fleet.vehicle.domain.status import LOW_BATTERY_PCT, VehicleStatus
@@ -140,7 +141,9 @@ class StaleVehicleError(ConflictError):
 
 
 def _vehicle(row: Any) -> Vehicle:
-    values = {c.name: row._mapping[c.name] for c in _ENTITY_COLUMNS}
+    """A vehicle from a row by column name (a SQLAlchemy `Row` or an asyncpg `Record`)."""
+    m = getattr(row, "_mapping", row)
+    values = {c.name: m[c.name] for c in _ENTITY_COLUMNS}
     values["status"] = VehicleStatus(values["status"])
     return Vehicle(**values)
 
@@ -178,8 +181,7 @@ class SqlVehicleRepository:
         values.update(
             p_id=vehicle.id, p_version=vehicle.version, version=vehicle.version + 1, updated_at=now
         )
-        result: Any = await self.session.execute(_SAVE, values)
-        if result.rowcount != 1:
+        if await rows_changed(self.session, _SAVE, values) != 1:
             raise StaleVehicleError(f"vehicle {vehicle.id} was changed concurrently; retry")
         vehicle.version += 1
         vehicle.updated_at = now
@@ -238,9 +240,9 @@ class SqlVehicleRepository:
                 "p_cos": math.cos(math.radians(area.lat)),
                 "p_radius": max_lat - area.lat,  # the radius in degrees of latitude
             }
-            row = (await self.session.execute(_BOUNDED_NEAREST, bounded)).first()
-            if row is not None:
-                return _vehicle(row)
+            rows = await fetch_rows(self.session, _BOUNDED_NEAREST, bounded)
+            if rows:
+                return _vehicle(rows[0])
         row = (await self.session.execute(_NEAREST, params)).first()
         return _vehicle(row) if row else None
 
