@@ -48,7 +48,7 @@ from fleet.common.logging import get_logger
 from fleet.common.messaging.bus import Handler, describe_error
 from fleet.common.messaging.envelope import Envelope
 from fleet.common.messaging.relay import OutboxRelay
-from fleet.common.native import compiled, native
+from fleet.common.native import bound, native
 
 log = get_logger("fleet.outbox")
 
@@ -77,16 +77,22 @@ async def claim_inbox_many(
     session: AsyncSession, consumer: str, event_ids: Sequence[uuid.UUID], *, table: Table
 ) -> set[uuid.UUID]:
     """Claim `event_ids` for `consumer` in one statement; returns the ids that were new."""
-    dialect, now = session.get_bind().dialect.name, utcnow()
+    dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        params = {"consumer": consumer, "event_ids": list(event_ids), "handled_at": now}
+        params = _claim_params(consumer, event_ids)
         if (pg := await native(session)) is not None:
             return {row[0] for row in await pg.fetch_compiled(inbox_claim_array(table), params)}
         result = await session.execute(inbox_claim_array(table), params)
     else:
+        now = utcnow()
         rows = [{"consumer": consumer, "event_id": i, "handled_at": now} for i in event_ids]
         result = await session.execute(inbox_claim(dialect, table), rows)
     return set(result.scalars())
+
+
+def _claim_params(consumer: str, event_ids: Sequence[uuid.UUID]) -> dict[str, Any]:
+    """`inbox_claim_array`'s parameters."""
+    return {"consumer": consumer, "event_ids": list(event_ids), "handled_at": utcnow()}
 
 
 def buffer_outbox(session: AsyncSession) -> None:
@@ -103,11 +109,11 @@ async def claim_and_flush(
     missing was handled before (the caller rolls back)."""
     buffer: list[tuple[Table, dict[str, Any]]] = session.info.pop(OUTBOX_BUFFER, [])
     groups = [(outbox, [row]) for outbox, row in buffer]
-    if session.get_bind().dialect.name == "postgresql":
-        claim = inbox_claim_array(table)
-        sql, names, _ = compiled(claim, session.get_bind().dialect)
-        params = {"consumer": consumer, "event_ids": list(event_ids), "handled_at": utcnow()}
-        rows = await fetch_after_inserts(session, groups, sql, *(params[n] for n in names))
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
+        params = _claim_params(consumer, event_ids)
+        sql, args = bound(inbox_claim_array(table), dialect, params)
+        rows = await fetch_after_inserts(session, groups, sql, *args)
         if rows is not None:
             return {row[0] for row in rows}
     await insert_rows(session, *groups)

@@ -16,7 +16,8 @@ from sqlalchemy.sql.dml import Insert
 
 from fleet.common.db import UTCDateTime, insert_for
 
-# `session.info` key of the outbox rows a group commit collects, inserted before its commit.
+# `session.info` key of the outbox rows a consumer's transaction collects, inserted with its
+# inbox claim (`claim_and_flush`).
 OUTBOX_BUFFER = "fleet.outbox.buffer"
 # `session.info` key of a watched transaction's hand-over to its relay (`OutboxRelay.watch`).
 OUTBOX_HANDOFF = "fleet.outbox.handoff"

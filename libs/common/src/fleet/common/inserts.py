@@ -136,12 +136,11 @@ def _prepared(
     for i, convert in enumerate(converters):
         if convert is not None:
             values[i] = [None if v is None else convert(v) for v in values[i]]
+    ctes = parts[:-1] if last_is_main else parts
+    named = ", ".join(f"i{i} AS ({cte})" for i, cte in enumerate(ctes))
     if not last_is_main:
-        return ", ".join(f"i{i} AS ({part})" for i, part in enumerate(parts)), values
-    *ctes, main = parts
-    if ctes:
-        main = "WITH " + ", ".join(f"i{i} AS ({cte})" for i, cte in enumerate(ctes)) + " " + main
-    return main, values
+        return named, values
+    return (f"WITH {named} {parts[-1]}" if ctes else parts[-1]), values
 
 
 def _merged(groups: tuple[Group, ...]) -> list[tuple[Table, list[Mapping[str, Any]]]]:

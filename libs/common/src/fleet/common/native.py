@@ -72,14 +72,12 @@ class Native:
         compiled to asyncpg's `$n` form the first time, its parameters given by name. No type
         processing runs on the way in or out: give values asyncpg takes as they are (UUIDs,
         aware datetimes, lists for arrays, JSON as text)."""
-        sql, names, literals = compiled(statement, self._dialect)
-        args = [params[name] if name in params else literals[name] for name in names]
+        sql, args = bound(statement, self._dialect, params)
         return await self.fetch(sql, *args)
 
     async def execute_compiled(self, statement: ClauseElement, params: dict[str, Any]) -> str:
         """`fetch_compiled` for a statement without rows: PostgreSQL's status line."""
-        sql, names, literals = compiled(statement, self._dialect)
-        args = [params[name] if name in params else literals[name] for name in names]
+        sql, args = bound(statement, self._dialect, params)
         return await self.execute(sql, *args)
 
     async def _call(
@@ -204,6 +202,15 @@ def watching(engine: AsyncEngine, callback: Callable[[str], None]) -> Iterator[N
         yield
     finally:
         _WATCHERS.remove(watcher)
+
+
+def bound(
+    statement: ClauseElement, dialect: Dialect, params: dict[str, Any]
+) -> tuple[str, list[Any]]:
+    """`statement`'s SQL for asyncpg (`compiled`) and its arguments in `$n` order: `params` by
+    name, the statement's own literals where `params` has none."""
+    sql, names, literals = compiled(statement, dialect)
+    return sql, [params[name] if name in params else literals[name] for name in names]
 
 
 def compiled(

@@ -153,7 +153,8 @@ async def enqueue(
         "next_attempt_at": due,
     }
     buffer = session.info.get(OUTBOX_BUFFER)
-    # A group commit inserts its rows at the end; a row enqueued in a savepoint must go (and
+    # A consumer's transaction inserts its rows with its inbox claim, at the end (`handle_once`,
+    # group commit); a row enqueued in a savepoint must go (and
     # roll back) with it. A scan publishes in `created_at` order, whenever the row was written;
     # a hand-over in the order the transactions committed.
     if buffer is not None and not nested:

@@ -25,7 +25,6 @@ from sqlalchemy import (
     JSON,
     CursorResult,
     Select,
-    TextClause,
     Uuid,
     any_,
     bindparam,
@@ -154,22 +153,14 @@ class SagaStore:
         batch.unwritten[saga_id] = write
 
     async def _write(self, session: AsyncSession, writes: Sequence[SagaWrite]) -> None:
+        """Write stored sagas with one statement; raise `SagaConcurrencyError` unless it wrote
+        them all."""
         statement, params = update_statement(self.sagas, self.steps, session, writes)
-        await self._run(session, statement, params, [values["id"] for values, _ in writes])
-
-    @staticmethod
-    async def _run(
-        session: AsyncSession,
-        statement: TextClause,
-        params: dict[str, Any],
-        ids: Sequence[uuid.UUID],
-    ) -> None:
-        """Run the save statement of the sagas `ids`; raise `SagaConcurrencyError` unless it
-        wrote them all."""
         if (pg := await native(session)) is not None:
             count = (await pg.fetch_compiled(statement, params))[0][0]
         else:
             count = (await session.execute(statement, params)).scalar_one()
+        ids = [values["id"] for values, _ in writes]
         if count != len(ids):
             which = ", ".join(map(str, ids))
             raise SagaConcurrencyError(
