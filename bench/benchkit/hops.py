@@ -1,9 +1,10 @@
 """Where a saga step's time goes, from the outbox and inbox rows the services wrote anyway.
 
 One remote step is: the trip service writes the command to its outbox (`created_at`), its relay
-publishes it (`published_at`, set right after the broker confirmed the batch), the participant
-claims it in its inbox (`handled_at`, at the start of its transaction), writes the reply to its
-outbox, its relay publishes it, and the trip service claims the reply. Reading these timestamps
+publishes it (`published_at`: when the broker confirmed it, whenever the relay's mark ran), the
+participant begins handling it (its inbox row's `handled_at`: the transaction's start, though the
+claim is its last statement), writes the reply to its outbox, its relay publishes it, and the
+trip service begins handling the reply. Reading these timestamps
 needs the database, so the breakdown is only available on a stack the benchmark started.
 """
 
@@ -22,10 +23,10 @@ from fleet.platform.services import module_named
 PARTICIPANTS = ("user", "vehicle")  # billing left the booking saga (ADR 0007)
 HOPS = (
     ("command: outbox → published (trip relay)", "cmd_created", "cmd_published"),
-    ("command: published → claimed (broker, consumer)", "cmd_published", "cmd_claimed"),
-    ("participant: claimed → reply written", "cmd_claimed", "reply_created"),
+    ("command: published → handled (broker, consumer)", "cmd_published", "cmd_claimed"),
+    ("participant: handled → reply written", "cmd_claimed", "reply_created"),
     ("reply: outbox → published (participant relay)", "reply_created", "reply_published"),
-    ("reply: published → claimed (broker, consumer)", "reply_published", "reply_claimed"),
+    ("reply: published → handled (broker, consumer)", "reply_published", "reply_claimed"),
 )
 
 

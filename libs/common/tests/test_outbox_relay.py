@@ -462,6 +462,33 @@ async def test_rows_handed_over_one_after_another_are_published_at_once_and_mark
     assert bus.published_ids == [e.event_id for e in sent]
 
 
+async def test_a_marked_row_tells_when_the_broker_confirmed_it_not_when_the_mark_ran(
+    db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    # Rows handed over one after another wait for one mark; each keeps its own publish time.
+    relay = make_relay(poll_interval=30.0, handoff_grace=60.0, mark_interval=0.8)
+    await relay.start()
+    await asyncio.sleep(0.1)
+    first, second = trip_completed(25), trip_completed(26)
+
+    await watched_commit(db, relay, first)
+    await eventually(lambda: bus.published_ids == [first.event_id])
+    first_seen = utcnow()
+    await asyncio.sleep(0.3)
+    await watched_commit(db, relay, second)
+    await eventually(lambda: len(bus.published_ids) == 2)
+    second_seen = utcnow()
+    await eventually(lambda: marked(db, first, second))
+    mark_ran = utcnow()
+
+    first_at = (await outbox_row(db, first.event_id))["published_at"]
+    second_at = (await outbox_row(db, second.event_id))["published_at"]
+    assert isinstance(first_at, dt.datetime)
+    assert isinstance(second_at, dt.datetime)
+    assert first_at <= first_seen < second_at <= second_seen
+    assert mark_ran - first_at >= dt.timedelta(seconds=0.7)  # the mark came long after
+
+
 async def test_a_published_row_waiting_for_its_mark_is_not_sent_again_by_a_scan(
     db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
 ) -> None:
@@ -522,6 +549,29 @@ async def test_redelivered_event_has_its_effect_once(db: Database) -> None:
     await handler(Envelope.decode(envelope.encode()))
 
     assert await effect_count(db) == 1
+
+
+@pytest.mark.parametrize("max_batch", [1, 8])
+async def test_an_inbox_row_tells_when_its_handling_began_although_the_claim_comes_last(
+    db: Database, max_batch: int
+) -> None:
+    async def slow(session: AsyncSession, envelope: Envelope) -> None:
+        await count_effect(session, envelope)
+        await asyncio.sleep(0.3)
+
+    handler = handle_once(db, "billing.trip-completed", slow, table=inbox, max_batch=max_batch)
+    envelope = trip_completed(11)
+    began = utcnow()
+    await handler(envelope)
+    ended = utcnow()
+
+    async with db.session() as session:
+        handled_at = (
+            await session.execute(
+                select(inbox.c.handled_at).where(inbox.c.event_id == envelope.event_id)
+            )
+        ).scalar_one()
+    assert began <= handled_at < began + dt.timedelta(seconds=0.2) < ended
 
 
 async def test_failed_handler_releases_its_inbox_claim(db: Database) -> None:

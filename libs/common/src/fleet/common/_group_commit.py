@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ from fleet.common.messaging.bus import Handler, describe_error
 from fleet.common.messaging.envelope import Envelope
 from fleet.common.messaging.relay import OutboxRelay
 from fleet.common.native import bound, native
+
+# `session.info` key: when a consumer's transaction began handling (its inbox rows' `handled_at`).
+_HANDLING_SINCE = "fleet.inbox.since"
 
 log = get_logger("fleet.outbox")
 
@@ -74,31 +78,44 @@ class _Waiting:
 
 
 async def claim_inbox_many(
-    session: AsyncSession, consumer: str, event_ids: Sequence[uuid.UUID], *, table: Table
+    session: AsyncSession,
+    consumer: str,
+    event_ids: Sequence[uuid.UUID],
+    *,
+    table: Table,
+    handled_at: dt.datetime | None = None,
 ) -> set[uuid.UUID]:
     """Claim `event_ids` for `consumer` in one statement; returns the ids that were new."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        params = _claim_params(consumer, event_ids)
+        params = _claim_params(consumer, event_ids, handled_at)
         if (pg := await native(session)) is not None:
             return {row[0] for row in await pg.fetch_compiled(inbox_claim_array(table), params)}
         result = await session.execute(inbox_claim_array(table), params)
     else:
-        now = utcnow()
+        now = handled_at or utcnow()
         rows = [{"consumer": consumer, "event_id": i, "handled_at": now} for i in event_ids]
         result = await session.execute(inbox_claim(dialect, table), rows)
     return set(result.scalars())
 
 
-def _claim_params(consumer: str, event_ids: Sequence[uuid.UUID]) -> dict[str, Any]:
+def _claim_params(
+    consumer: str, event_ids: Sequence[uuid.UUID], handled_at: dt.datetime | None = None
+) -> dict[str, Any]:
     """`inbox_claim_array`'s parameters."""
-    return {"consumer": consumer, "event_ids": list(event_ids), "handled_at": utcnow()}
+    return {
+        "consumer": consumer,
+        "event_ids": list(event_ids),
+        "handled_at": handled_at or utcnow(),
+    }
 
 
 def buffer_outbox(session: AsyncSession) -> None:
     """Collect the outbox rows enqueued in `session` outside savepoints until
-    `claim_and_flush`."""
+    `claim_and_flush`; the claim's `handled_at` will be now, when the handling began (the
+    claim itself comes last)."""
     session.info[OUTBOX_BUFFER] = []
+    session.info[_HANDLING_SINCE] = utcnow()
 
 
 async def claim_and_flush(
@@ -108,16 +125,17 @@ async def claim_and_flush(
     PostgreSQL, the transaction's last before COMMIT. Returns the ids that were new: an id
     missing was handled before (the caller rolls back)."""
     buffer: list[tuple[Table, dict[str, Any]]] = session.info.pop(OUTBOX_BUFFER, [])
+    since: dt.datetime | None = session.info.pop(_HANDLING_SINCE, None)
     groups = [(outbox, [row]) for outbox, row in buffer]
     dialect = session.get_bind().dialect
     if dialect.name == "postgresql":
-        params = _claim_params(consumer, event_ids)
+        params = _claim_params(consumer, event_ids, since)
         sql, args = bound(inbox_claim_array(table), dialect, params)
         rows = await fetch_after_inserts(session, groups, sql, *args)
         if rows is not None:
             return {row[0] for row in rows}
     await insert_rows(session, *groups)
-    return await claim_inbox_many(session, consumer, event_ids, table=table)
+    return await claim_inbox_many(session, consumer, event_ids, table=table, handled_at=since)
 
 
 class AlreadyHandled(Exception):

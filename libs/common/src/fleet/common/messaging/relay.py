@@ -9,6 +9,9 @@ of unwatched transactions or enqueued in a savepoint, failed publishes whose bac
 handed-over rows a process did not get to publish (it crashed right after the commit).
 A handed-over row is written due only `handoff_grace` seconds later, so no scan — of this
 process or of a replica — takes it while its own process is publishing or marking it.
+
+`published_at` is when the broker confirmed the row's batch, not when the mark ran: the mark
+writes each row's own time, so the outbox tells how long a message waited for its relay.
 """
 
 from __future__ import annotations
@@ -23,11 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Executable,
     Table,
     Uuid,
-    any_,
     bindparam,
     delete,
     func,
@@ -36,9 +37,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql.dml import Update
 
 from fleet.common._outbox_sql import OUTBOX_HANDOFF
-from fleet.common.db import Database, after_commit, utcnow
+from fleet.common.db import Database, UTCDateTime, after_commit, utcnow
 from fleet.common.logging import get_logger
 from fleet.common.messaging.bus import ExchangeName, MessageBus, describe_error
 from fleet.common.messaging.envelope import Envelope
@@ -90,6 +92,10 @@ class Handoff:
 class _Outcome:
     published: list[uuid.UUID]
     failed: list[tuple[_Due, str]] = field(default_factory=list)  # (row, error)
+    confirmed_at: dt.datetime = field(default_factory=utcnow)  # when the broker confirmed them
+
+    def marks(self) -> list[tuple[uuid.UUID, dt.datetime]]:
+        return [(row_id, self.confirmed_at) for row_id in self.published]
 
 
 class OutboxRelay:
@@ -141,21 +147,38 @@ class OutboxRelay:
         self._system = messaging_system(bus)
         self._handed: list[_Due] = []  # committed, handed over, not published yet
         self._inflight: set[uuid.UUID] = set()  # … or being published, or not marked yet
-        self._unmarked: list[uuid.UUID] = []  # handed over, published, mark pending
+        # Handed over, published (with the time the broker confirmed it), mark pending.
+        self._unmarked: list[tuple[uuid.UUID, dt.datetime]] = []
         self._mark_due: float | None = None  # loop time by which they are marked
         # Built once: building a statement on every pass cost as much CPU as running it. On
         # PostgreSQL the ids travel as one array, so the statement's text (and its prepared
         # statement) is the same for any number of rows.
         self._due_queries: dict[bool, Executable] = {}
-        marked: list[ColumnElement[bool]]
         self._autocommit: AsyncEngine | None = None
-        if db.is_sqlite:
-            marked = [table.c.id.in_(bindparam("ids", expanding=True))]
+        self._mark: Update
+        if db.is_sqlite:  # one UPDATE per row (executemany): embedded mode's volumes
+            self._mark = (
+                update(table)
+                .where(table.c.id == bindparam("b_id"))
+                .values(published_at=bindparam("b_at"))
+            )
         else:
-            marked = [table.c.id == any_(bindparam("ids", type_=ARRAY(Uuid()))), _ASYNC_COMMIT]
+            # Each row its own time, in one statement: UPDATE … FROM unnest(ids, times).
+            confirmed = (
+                func.unnest(
+                    bindparam("ids", type_=ARRAY(Uuid())),
+                    bindparam("ats", type_=ARRAY(UTCDateTime())),
+                )
+                .table_valued("id", "at")
+                .render_derived("v")
+            )
+            self._mark = (
+                update(table)
+                .where(table.c.id == confirmed.c.id, _ASYNC_COMMIT)
+                .values(published_at=confirmed.c.at)
+            )
             # A mark is one statement: no BEGIN and COMMIT around it.
             self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._mark = update(table).where(*marked).values(published_at=bindparam("now"))
 
     async def start(self) -> None:
         """Run the relay in the background until `stop()`."""
@@ -283,7 +306,7 @@ class OutboxRelay:
             outcome = await self._publish(batch)
             published = outcome.published
             if published:
-                self._unmarked.extend(published)
+                self._unmarked.extend(outcome.marks())
                 if self._mark_due is None:
                     self._mark_due = asyncio.get_running_loop().time() + self.mark_interval
             if outcome.failed:
@@ -300,16 +323,21 @@ class OutboxRelay:
         """Mark what was handed over and published: one statement for all of it. If the
         database fails, the rows are the scans' once their grace is over (published again:
         delivery is at least once)."""
-        ids, self._unmarked, self._mark_due = self._unmarked, [], None
-        if not ids:
+        marks, self._unmarked, self._mark_due = self._unmarked, [], None
+        if not marks:
             return
         try:
-            await self._mark_now(ids)
+            await self._mark_now(marks)
         finally:
-            self._inflight.difference_update(ids)
+            self._inflight.difference_update(row_id for row_id, _ in marks)
 
-    async def _mark_now(self, ids: list[uuid.UUID]) -> None:
-        params = {"ids": ids, "now": utcnow()}
+    def _mark_params(self, marks: Sequence[tuple[uuid.UUID, dt.datetime]]) -> Any:
+        if self._autocommit is None:
+            return [{"b_id": row_id, "b_at": at} for row_id, at in marks]
+        return {"ids": [row_id for row_id, _ in marks], "ats": [at for _, at in marks]}
+
+    async def _mark_now(self, marks: list[tuple[uuid.UUID, dt.datetime]]) -> None:
+        params = self._mark_params(marks)
         if self._autocommit is None:
             async with self.db.transaction() as session:
                 await session.execute(self._mark, params)
@@ -368,7 +396,7 @@ class OutboxRelay:
         # batch costs about one broker round trip instead of one per row (a booking's messages
         # no longer queue behind each other's confirms).
         errors = await asyncio.gather(*(self._publish_one(row) for row in due))
-        outcome = _Outcome(published=[])
+        outcome = _Outcome(published=[])  # confirmed now
         for row, error in zip(due, errors, strict=True):
             if error is None:
                 outcome.published.append(row.id)
@@ -391,7 +419,7 @@ class OutboxRelay:
 
     async def _record(self, session: AsyncSession, outcome: _Outcome) -> None:
         if outcome.published:
-            await session.execute(self._mark, {"ids": outcome.published, "now": utcnow()})
+            await session.execute(self._mark, self._mark_params(outcome.marks()))
         # Every failed row waits its back-off, so a broker that is away is not hammered.
         for failed, error in outcome.failed:
             await self._reschedule(session, failed, error)
