@@ -13,7 +13,7 @@ from sqlalchemy import Column, Integer, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.common.db import Database, service_metadata, utcnow
-from fleet.common.messaging import Envelope
+from fleet.common.messaging import Envelope, ExchangeName
 from fleet.common.outbox import (
     OutboxRelay,
     claim_inbox,
@@ -460,6 +460,44 @@ async def test_rows_handed_over_one_after_another_are_published_at_once_and_mark
     marks = [s for s in seen if s.startswith("UPDATE") and ".OUTBOX SET PUBLISHED_AT" in s]
     assert len(marks) == 1
     assert bus.published_ids == [e.event_id for e in sent]
+
+
+class HoldingBus(RecordingBus):
+    """Holds the publishes of chosen messages (a confirm that is slow to come) until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: set[uuid.UUID] = set()
+        self.release = asyncio.Event()
+
+    async def publish(self, envelope: Envelope, *, exchange: ExchangeName = "events") -> None:
+        if envelope.event_id in self.held:
+            await self.release.wait()
+        await super().publish(envelope, exchange=exchange)
+
+
+async def test_a_row_handed_over_while_a_batch_waits_for_its_confirms_leaves_at_once(
+    db: Database,
+) -> None:
+    bus = HoldingBus()
+    await bus.start()
+    slow, quick = trip_completed(27), trip_completed(28)
+    bus.held.add(slow.event_id)
+    async with relay_factory(db, bus, outbox) as make:
+        relay = make(poll_interval=30.0, handoff_grace=60.0, mark_interval=0.05)
+        await relay.start()
+        await watched_commit(db, relay, slow)
+        await asyncio.sleep(0.1)  # its batch waits for the broker
+
+        await watched_commit(db, relay, quick)
+        await eventually(lambda: bus.published_ids == [quick.event_id])
+        await eventually(lambda: marked(db, quick))
+        assert not await marked(db, slow)
+
+        bus.release.set()
+        await eventually(lambda: marked(db, slow))
+    assert bus.published_ids == [quick.event_id, slow.event_id]
+    await bus.close()
 
 
 async def test_a_marked_row_tells_when_the_broker_confirmed_it_not_when_the_mark_ran(

@@ -123,12 +123,16 @@ class OutboxRelay:
         purge_interval: float = 600.0,
         handoff_grace: float = 1.0,
         mark_interval: float = 0.05,
+        batches_in_flight: int = 8,
     ) -> None:
         self.db = db
         self.bus = bus
         self.table = table
         self.poll_interval = poll_interval
         self.batch_size = batch_size
+        if batches_in_flight < 1:
+            raise ValueError("batches_in_flight must be at least 1")
+        self.batches_in_flight = batches_in_flight
         self.publish_timeout = publish_timeout
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -146,6 +150,7 @@ class OutboxRelay:
         self._next_purge = 0.0
         self._system = messaging_system(bus)
         self._handed: list[_Due] = []  # committed, handed over, not published yet
+        self._publishing: set[asyncio.Task[None]] = set()  # batches waiting for confirms
         self._inflight: set[uuid.UUID] = set()  # … or being published, or not marked yet
         # Handed over, published (with the time the broker confirmed it), mark pending.
         self._unmarked: list[tuple[uuid.UUID, dt.datetime]] = []
@@ -262,13 +267,19 @@ class OutboxRelay:
             return int(result.rowcount or 0)
 
     async def _run(self) -> None:
+        try:
+            await self._serve()
+        finally:  # cancelled by `stop()` after its timeout: so are the batches it started
+            for task in list(self._publishing):
+                task.cancel()
+
+    async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         next_scan = loop.time()
         while not self._stopping:
             self._wake.clear()
             try:
-                if self._handed:
-                    await self._publish_handed()
+                self._start_publishing()
                 # `_mark_due` is set whenever something waits for its mark.
                 if self._mark_due is not None and (
                     loop.time() >= self._mark_due or len(self._unmarked) >= self.batch_size
@@ -281,26 +292,55 @@ class OutboxRelay:
                     await self._purge_now_and_then()
             except Exception:  # database away: the next scan finds what is left
                 log.exception("outbox relay pass failed", schema=self.db.schema)
-            if self._handed or self._scan_requested:
+            if self._scan_requested or (self._handed and self._room()):
                 continue
             wake_at = next_scan if self._mark_due is None else min(next_scan, self._mark_due)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(wake_at - loop.time(), 0.0))
         # Stopping: what was handed over still leaves (and is marked) now, not after the grace.
         with contextlib.suppress(Exception):
-            await self._drain_handed()
+            await self._drain_handed(wait_all=True)
         with contextlib.suppress(Exception):
             await self._mark_published()
 
-    async def _drain_handed(self) -> None:
-        while self._handed:
-            await self._publish_handed()
+    def _room(self) -> bool:
+        return len(self._publishing) < self.batches_in_flight
 
-    async def _publish_handed(self) -> None:
-        """Publish handed-over rows (a batch); what was published is marked within
-        `mark_interval` (`_mark_published`), failures get their back-off."""
+    def _start_publishing(self) -> None:
+        """Start publishing what was handed over, a batch per task, without waiting for the
+        confirms of the batches already sent (up to `batches_in_flight` of them): a row handed
+        over while a batch waits for its confirms leaves at once, not after them. The channel
+        keeps the order in which the batches were started."""
+        while self._handed and self._room():
+            self._start_batch()
+
+    def _start_batch(self) -> asyncio.Task[None]:
         batch = self._handed[: self.batch_size]
         del self._handed[: self.batch_size]
+        task = asyncio.create_task(self._publish_handed(batch))
+        self._publishing.add(task)
+        task.add_done_callback(self._published)
+        return task
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        self._publishing.discard(task)
+        self._wake.set()  # room for the next batch, and maybe a mark is due
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("outbox relay batch failed", schema=self.db.schema, error=repr(error))
+
+    async def _drain_handed(self, *, wait_all: bool = False) -> None:
+        """Publish everything handed over and wait for those batches' confirms (with
+        `wait_all`, for every batch in flight too)."""
+        mine = []
+        while self._handed:
+            mine.append(self._start_batch())
+        waiting = list(self._publishing) if wait_all else mine
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
+
+    async def _publish_handed(self, batch: list[_Due]) -> None:
+        """Publish handed-over rows (a batch); what was published is marked within
+        `mark_interval` (`_mark_published`), failures get their back-off."""
         published: list[uuid.UUID] = []
         try:
             outcome = await self._publish(batch)
