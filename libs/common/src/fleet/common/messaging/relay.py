@@ -372,7 +372,7 @@ class OutboxRelay:
             self._inflight.difference_update(row_id for row_id, _ in marks)
 
     def _mark_params(self, marks: Sequence[tuple[uuid.UUID, dt.datetime]]) -> Any:
-        if self._autocommit is None:
+        if self.db.is_sqlite:  # executemany, a row each
             return [{"b_id": row_id, "b_at": at} for row_id, at in marks]
         return {"ids": [row_id for row_id, _ in marks], "ats": [at for _, at in marks]}
 

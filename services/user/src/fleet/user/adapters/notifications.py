@@ -60,8 +60,13 @@ class SqlNotificationRepository:
         """Add the user's `kind` notification about `reference` unless it exists; its id, or
         None if there is no such user (then nothing is added)."""
         params = {"user_id": user_id, "kind": kind, "reference": reference}
-        values = {**params, "id": uuid.uuid4(), "title": title, "body": body}
-        values["created_at"] = utcnow()
+        values = {
+            **params,
+            "id": uuid.uuid4(),
+            "title": title,
+            "body": body,
+            "created_at": utcnow(),
+        }
         added = await fetch_rows(self.session, _add_once_statement(self.session), values)
         if added:
             added_id: uuid.UUID = added[0]["id"]
