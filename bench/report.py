@@ -328,6 +328,11 @@ def machine(result: Result) -> str:
         parts.append(f"commit `{m['commit']}`")
     if m.get("python_speed_ns"):
         parts.append(f"`sum((1,2,3))` in {m['python_speed_ns']} ns when written")
+    if m.get("wakeup_round_trip_us"):
+        parts.append(
+            f"a pipe round trip to another process in {m['wakeup_round_trip_us']} µs "
+            f"({m.get('wakeup_cpu_us', '?')} µs of CPU)"
+        )
     return ", ".join(parts)
 
 

@@ -186,6 +186,10 @@ def test_saga_bench_confirms_every_booking_on_its_own_stack_and_its_result_rende
     # The machine's speed when the figures were taken, to tell which runs compare.
     assert data["machine"]["python_speed_ns"] > 0
     assert "`sum((1,2,3))` in " in rendered
+    # … and what waking another process cost then (the VM's idle vCPUs make it vary by 5x).
+    assert data["machine"]["wakeup_round_trip_us"] > 0
+    assert data["machine"]["wakeup_cpu_us"] > 0
+    assert "a pipe round trip to another process in " in rendered
 
 
 @needs_servers

@@ -9,6 +9,8 @@ import math
 import os
 import platform
 import subprocess
+import sys
+import time
 import timeit
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -123,6 +125,7 @@ def machine() -> dict[str, Any]:
         # Other work on the machine skews every figure: look at this before comparing runs.
         "load_average": os.getloadavg(),
         "python_speed_ns": python_speed_ns(),
+        **wakeup(),
     }
 
 
@@ -134,6 +137,45 @@ def python_speed_ns() -> float:
     loops = 200_000
     best = min(timeit.repeat("sum((1, 2, 3))", repeat=5, number=loops))
     return round(best / loops * 1e9, 1)
+
+
+# A child that answers every byte it reads with one byte: the other end of `wakeup`'s ping-pong.
+_ECHO = "import os\nwhile os.read(0, 1):\n    os.write(1, b'x')\n"
+HALT_POLL = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+
+
+def wakeup(round_trips: int = 2_000) -> dict[str, Any]:
+    """What waking another process costs here right now: a one-byte ping-pong over two pipes
+    with a child process, µs of wall time per round trip and µs of this process's CPU per round
+    trip. Every hop of a booking (a statement, a publish, a delivery) wakes a process; on a VM
+    whose idle vCPUs halt, a wakeup that crosses to the other, idle vCPU costs several times one
+    on a busy machine (docs/performance.md, "The machine"). Also the guest's halt-polling window
+    (`guest_halt_poll_ns` of cpuidle-haltpoll) where the kernel exposes it: 0 means every idle
+    vCPU halts at once. Measured once the benchmark's stack is gone: the idle machine."""
+    to_child, out = os.pipe()
+    back, from_child = os.pipe()
+    child = subprocess.Popen([sys.executable, "-c", _ECHO], stdin=to_child, stdout=from_child)
+    os.close(to_child)
+    os.close(from_child)
+    try:
+        os.write(out, b"x")  # the child is up and answering before the clock starts
+        os.read(back, 1)
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(round_trips):
+            os.write(out, b"x")
+            os.read(back, 1)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        os.close(out)  # the child reads end of file and ends
+        child.wait(timeout=10)
+        os.close(back)
+    figures: dict[str, Any] = {
+        "wakeup_round_trip_us": round(wall / round_trips * 1e6, 1),
+        "wakeup_cpu_us": round(cpu / round_trips * 1e6, 1),
+    }
+    if HALT_POLL.exists():
+        figures["guest_halt_poll_ns"] = int(HALT_POLL.read_text().strip())
+    return figures
 
 
 def _git_commit() -> str:
