@@ -14,6 +14,7 @@ from sqlalchemy import insert, text
 
 from fleet.common import migrations
 from fleet.common.db import Database, utcnow
+from fleet.common.native import bound
 from fleet.vehicle.adapters.tables import vehicles
 from fleet.vehicle.adapters.vehicles import _BOUNDED_NEAREST, KNN_BOUND
 from fleet.vehicle.app import module
@@ -37,6 +38,29 @@ async def db(fresh_pg_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+def _fleet(size: int) -> list[dict[str, object]]:
+    """`size` vehicles' rows around Seoul, one in four on a trip."""
+    now = utcnow()
+    return [
+        {
+            "id": uuid.uuid4(),
+            "vin": uuid.uuid4().hex[:17].upper(),
+            "model": "Robo-1",
+            "seats": 4,
+            "status": "available" if i % 4 else "in_trip",
+            "battery_pct": 90.0,
+            "lat": SEOUL[0] + random.uniform(-0.02, 0.02),
+            "lon": SEOUL[1] + random.uniform(-0.025, 0.025),
+            "odometer_km": 0.0,
+            "device_token_hash": "0" * 64,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(size)
+    ]
 
 
 async def _vehicle_at(db: Database, lat: float, lon: float) -> uuid.UUID:
@@ -117,27 +141,8 @@ async def test_with_every_vehicle_within_the_bound_held_a_booking_gets_the_next_
 async def test_the_nearest_vehicle_search_uses_the_position_index_on_a_large_fleet(
     db: Database,
 ) -> None:
-    now = utcnow()
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "vin": uuid.uuid4().hex[:17].upper(),
-            "model": "Robo-1",
-            "seats": 4,
-            "status": "available" if i % 4 else "in_trip",
-            "battery_pct": 90.0,
-            "lat": SEOUL[0] + random.uniform(-0.02, 0.02),
-            "lon": SEOUL[1] + random.uniform(-0.025, 0.025),
-            "odometer_km": 0.0,
-            "device_token_hash": "0" * 64,
-            "version": 1,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for i in range(3000)
-    ]
     async with db.transaction() as session:
-        await session.execute(insert(vehicles), rows)
+        await session.execute(insert(vehicles), _fleet(3000))
     async with db.transaction() as session:
         await session.execute(text("ANALYZE vehicle.vehicles"))
         bind = session.get_bind()
@@ -151,4 +156,33 @@ async def test_the_nearest_vehicle_search_uses_the_position_index_on_a_large_fle
 
     nodes = json.dumps(plan)
     assert nodes.count('"Index Name": "ix_vehicles_available_position"') == 2  # bound and box
+    assert '"Seq Scan"' not in nodes
+
+
+def _sql_literal(value: object) -> str:
+    return f"'{value}'" if isinstance(value, str) else repr(value)
+
+
+async def test_the_nearest_vehicle_search_uses_the_position_index_in_its_cached_generic_plan(
+    db: Database,
+) -> None:
+    # A fresh fleet, never analysed: PostgreSQL then caches the prepared statement's generic
+    # plan after five executions. That plan must still reach the available vehicles through the
+    # partial position index, not read all of them through the status index.
+    async with db.transaction() as session:
+        await session.execute(insert(vehicles), _fleet(3000))
+    async with db.transaction() as session:
+        lat, lon = SEOUL
+        params = {"p_lat": lat, "p_lon": lon, "p_cos": math.cos(math.radians(lat))}
+        params |= {"p_scale": math.cos(math.radians(lat)) ** 2, "p_radius": 0.045}
+        sql, args = bound(_BOUNDED_NEAREST, session.get_bind().dialect, params)
+        await session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+        await session.execute(text(f"PREPARE nearest AS {sql}"))
+        execute = f"EXECUTE nearest({', '.join(_sql_literal(a) for a in args)})"
+        plan = (await session.execute(text(f"EXPLAIN (FORMAT JSON) {execute}"))).scalar_one()
+        await session.execute(text("DEALLOCATE nearest"))
+
+    nodes = json.dumps(plan)
+    assert nodes.count('"Index Name": "ix_vehicles_available_position"') == 2  # bound and box
+    assert "ix_vehicles_status" not in nodes
     assert '"Seq Scan"' not in nodes

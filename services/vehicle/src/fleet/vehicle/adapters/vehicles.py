@@ -13,6 +13,7 @@ from sqlalchemy import (
     Select,
     bindparam,
     func,
+    literal_column,
     select,
     true,
     tuple_,
@@ -57,6 +58,14 @@ _SAVE = (
 )
 
 
+# `status = 'available'` written into the statement, not bound as a parameter: the partial
+# position index (`WHERE status = 'available'`) serves only a statement whose text implies its
+# predicate. With a parameter, PostgreSQL's cached generic plan of the prepared statement — which
+# it takes after five executions when the table has no statistics yet, as a fresh fleet's has
+# not — cannot use that index and reads every available vehicle through `ix_vehicles_status`.
+_AVAILABLE = vehicles.c.status == literal_column(f"'{VehicleStatus.AVAILABLE.value}'")
+
+
 def _nearest_statement() -> Select[Any]:
     """The available vehicle nearest a point in a box that neither wraps nor spans the globe
     (a local circle's), ranked by a flat-earth distance; rows other transactions hold skipped."""
@@ -65,7 +74,7 @@ def _nearest_statement() -> Select[Any]:
     return (
         select(*_ENTITY_COLUMNS)
         .where(
-            vehicles.c.status == VehicleStatus.AVAILABLE.value,
+            _AVAILABLE,
             vehicles.c.lat.between(bindparam("p_min_lat"), bindparam("p_max_lat")),
             vehicles.c.lon.between(bindparam("p_min_lon"), bindparam("p_max_lon")),
         )
@@ -103,7 +112,7 @@ def _bounded_nearest_statement() -> Select[Any]:
     plain = pos.op("<->", return_type=Float)(here)
     kth = (
         select(plain)
-        .where(vehicles.c.status == VehicleStatus.AVAILABLE.value)
+        .where(_AVAILABLE)
         .order_by(plain)
         .offset(KNN_BOUND - 1)
         .limit(1)
@@ -123,7 +132,7 @@ def _bounded_nearest_statement() -> Select[Any]:
         select(*_ENTITY_COLUMNS)
         .select_from(bound.join(vehicles, true()))
         .where(
-            vehicles.c.status == VehicleStatus.AVAILABLE.value,
+            _AVAILABLE,
             pos.op("<@", is_comparison=True)(box),
             ranking <= d * d,
         )
