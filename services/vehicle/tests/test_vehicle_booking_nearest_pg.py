@@ -138,25 +138,44 @@ async def test_with_every_vehicle_within_the_bound_held_a_booking_gets_the_next_
     assert other.id == line[KNN_BOUND]
 
 
-async def test_the_nearest_vehicle_search_uses_the_position_index_on_a_large_fleet(
-    db: Database,
-) -> None:
+# The bounded search's parameters for a 5 km circle around Seoul (`nearest_available`'s).
+LAT, LON = SEOUL
+SEARCH = {
+    "p_lat": LAT,
+    "p_lon": LON,
+    "p_cos": math.cos(math.radians(LAT)),
+    "p_scale": math.cos(math.radians(LAT)) ** 2,
+    "p_radius": 0.045,
+}
+
+
+def _uses_the_position_index(plan: object) -> str:
+    """The plan as JSON text, once checked: the GiST index for the bound and for the box."""
+    nodes = json.dumps(plan)
+    assert nodes.count('"Index Name": "ix_vehicles_available_position"') == 2
+    assert '"Seq Scan"' not in nodes
+    return nodes
+
+
+@pytest.fixture
+async def large_fleet(db: Database) -> Database:
+    """`db` with 3,000 vehicles around Seoul (one in four on a trip), never analysed."""
     async with db.transaction() as session:
         await session.execute(insert(vehicles), _fleet(3000))
-    async with db.transaction() as session:
+    return db
+
+
+async def test_the_nearest_vehicle_search_uses_the_position_index_on_a_large_fleet(
+    large_fleet: Database,
+) -> None:
+    async with large_fleet.transaction() as session:
         await session.execute(text("ANALYZE vehicle.vehicles"))
-        bind = session.get_bind()
-        lat, lon = SEOUL
-        params = {"p_lat": lat, "p_lon": lon, "p_cos": math.cos(math.radians(lat))}
-        params |= {"p_scale": math.cos(math.radians(lat)) ** 2, "p_radius": 0.045}
-        sql = _BOUNDED_NEAREST.params(**params).compile(
-            dialect=bind.dialect, compile_kwargs={"literal_binds": True}
+        sql = _BOUNDED_NEAREST.params(**SEARCH).compile(
+            dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}
         )
         plan = (await session.execute(text(f"EXPLAIN (FORMAT JSON) {sql}"))).scalar_one()
 
-    nodes = json.dumps(plan)
-    assert nodes.count('"Index Name": "ix_vehicles_available_position"') == 2  # bound and box
-    assert '"Seq Scan"' not in nodes
+    _uses_the_position_index(plan)
 
 
 def _sql_literal(value: object) -> str:
@@ -164,25 +183,17 @@ def _sql_literal(value: object) -> str:
 
 
 async def test_the_nearest_vehicle_search_uses_the_position_index_in_its_cached_generic_plan(
-    db: Database,
+    large_fleet: Database,
 ) -> None:
     # A fresh fleet, never analysed: PostgreSQL then caches the prepared statement's generic
     # plan after five executions. That plan must still reach the available vehicles through the
     # partial position index, not read all of them through the status index.
-    async with db.transaction() as session:
-        await session.execute(insert(vehicles), _fleet(3000))
-    async with db.transaction() as session:
-        lat, lon = SEOUL
-        params = {"p_lat": lat, "p_lon": lon, "p_cos": math.cos(math.radians(lat))}
-        params |= {"p_scale": math.cos(math.radians(lat)) ** 2, "p_radius": 0.045}
-        sql, args = bound(_BOUNDED_NEAREST, session.get_bind().dialect, params)
+    async with large_fleet.transaction() as session:
+        sql, args = bound(_BOUNDED_NEAREST, session.get_bind().dialect, SEARCH)
         await session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
         await session.execute(text(f"PREPARE nearest AS {sql}"))
         execute = f"EXECUTE nearest({', '.join(_sql_literal(a) for a in args)})"
         plan = (await session.execute(text(f"EXPLAIN (FORMAT JSON) {execute}"))).scalar_one()
         await session.execute(text("DEALLOCATE nearest"))
 
-    nodes = json.dumps(plan)
-    assert nodes.count('"Index Name": "ix_vehicles_available_position"') == 2  # bound and box
-    assert "ix_vehicles_status" not in nodes
-    assert '"Seq Scan"' not in nodes
+    assert "ix_vehicles_status" not in _uses_the_position_index(plan)
