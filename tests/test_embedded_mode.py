@@ -76,7 +76,7 @@ def test_readme_walkthrough_works_and_data_survives_a_restart(tmp_path: Path) ->
         assert http.get("/vehicles", headers=rider).json() == {"items": [], "next_cursor": None}
 
         admin = http.post(
-            "/auth/token", data={"username": "admin@fleet.local", "password": "admin-password"}
+            "/auth/token", data={"username": "admin@fleet.example", "password": "admin-password"}
         ).json()["access_token"]
         op = {"Authorization": f"Bearer {admin}"}
         r = http.post(
@@ -109,7 +109,7 @@ def test_readme_walkthrough_works_and_data_survives_a_restart(tmp_path: Path) ->
             time.sleep(0.05)
         assert trip["status"] == "confirmed", trip
         assert http.get("/wallet", headers=rider).json()["held_cents"] == trip["quoted_fare_cents"]
-    assert any("admin@fleet.local" in line for line in output)
+    assert any("admin@fleet.example" in line for line in output)
     assert any("/docs" in line for line in output)
     assert sorted(p.name for p in tmp_path.glob("*.db")) == [
         "billing.db",

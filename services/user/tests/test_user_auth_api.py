@@ -67,6 +67,22 @@ async def test_register_twice_with_the_same_email_in_other_case_is_409(
     assert me.json()["name"] == "Ada"
 
 
+async def test_registering_the_operators_own_address_is_409_not_a_refused_address(
+    client: httpx.AsyncClient, operator: Account, expect_problem: ProblemCheck
+) -> None:
+    # The dev operator's default address is one registration accepts as an address (it found it
+    # taken), so an API fuzzer swapping it into a registration meets the documented 409.
+    expect_problem(await client.post("/auth/register", json=_reg(DEV_ADMIN_EMAIL)), 409)
+
+
+async def test_an_address_on_a_special_use_domain_is_refused_naming_the_email(
+    client: httpx.AsyncClient, expect_problem: ProblemCheck
+) -> None:
+    r = await client.post("/auth/register", json=_reg("ada@fleet.local"))
+    expect_problem(r, 422)
+    assert [e["loc"] for e in r.json()["errors"]] == [["body", "email"]]
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

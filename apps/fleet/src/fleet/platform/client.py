@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-ADMIN = ("admin@fleet.local", "admin-password")
+ADMIN = ("admin@fleet.example", "admin-password")
 SEOUL = {"lat": 37.5665, "lon": 126.9780}
 T = TypeVar("T")
 

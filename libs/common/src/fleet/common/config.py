@@ -12,7 +12,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_ADMIN_EMAIL = "admin@fleet.local"
+# `.example` (RFC 2606): an address for documentation that registration accepts too — the
+# special-use `.local` it replaced was one `POST /auth/register` refuses (422).
+DEV_ADMIN_EMAIL = "admin@fleet.example"
 DEV_ADMIN_PASSWORD = "admin-password"  # noqa: S105 - a documented dev default, refused in prod
 
 Environment = Literal["dev", "test", "prod"]

@@ -22,7 +22,11 @@ class Strict(BaseModel):
 
 
 class RegisterIn(Strict):
-    email: EmailStr = Field(max_length=320)
+    email: EmailStr = Field(
+        max_length=320,
+        description="An address mail could reach: special-use domains (`.local`, `.test`, "
+        "`.localhost`, `.invalid`, `.onion`, `.arpa`…) are refused.",
+    )
     password: str = Field(min_length=8, max_length=128)
     name: Annotated[
         str,
