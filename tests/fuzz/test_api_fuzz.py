@@ -16,7 +16,7 @@ takes). Each answer must be:
 - an acceptance (not a 4xx other than who-asks-for-what) for a request that keeps to the
   document (`positive_data_acceptance`), on the same cases — except where it breaks a rule the
   document cannot state (`_beyond_the_schema`: opaque cursors, `near`'s `lat,lon`, a ride longer
-  than a trip may cover, text that is blank once stripped);
+  than a trip may cover, a reading from the future, text that is blank once stripped);
 - for every 4xx/5xx, an RFC 9457 problem as /work/shared/API.md promises (`problem_details`):
   `application/problem+json` with `type`, `title`, `status` (the answer's), a `detail` naming
   what is wrong, and for a 422 `errors: [{loc, msg}]`.
@@ -436,6 +436,8 @@ def _beyond_the_schema(case: Case[Any]) -> str | None:
         )
     if case.method.upper() == "POST" and case.path == "/quotes":
         return "a ride longer than a trip may cover (a rule on two points' distance)"
+    if case.method.upper() == "POST" and case.path == "/vehicles/{vehicle_id}/telemetry":
+        return "a reading at most 5 minutes ahead of the server's clock (a rule on the clock)"
     if _has_blank_text(case.body):
         return "text is stripped of surrounding whitespace before its minimum length applies"
     return None

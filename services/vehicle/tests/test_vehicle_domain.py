@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 
 import pytest
@@ -14,7 +15,7 @@ from fleet.vehicle.domain.search import Circle, nearest
 from fleet.vehicle.domain.status import VehicleStatus
 from fleet.vehicle.domain.telemetry import Reading, check_recorded_at, latest
 from fleet.vehicle.domain.vehicles import Vehicle
-from fleet.vehicle.domain.vin import normalize_vin
+from fleet.vehicle.domain.vin import VIN_PATTERN, normalize_vin
 
 NOW = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 S = VehicleStatus
@@ -63,6 +64,9 @@ def test_vin_check_digit_is_not_required() -> None:
         "WVWZZZ1JZXW00000Q",
         "WVWZZZ1JZXW00000-",
         "WVWZZZ1JZXW00000É",
+        "WVWZZZ1JZXW0000ß",  # upper-cased it would be 17 characters
+        "WVWZZZ1JZXW00000\u017f",  # a long s: an `S` only by Unicode case folding
+        "\u00a0WVWZZZ1JZXW000001",  # a no-break space is not trimmed
         "",
     ],
 )
@@ -70,6 +74,13 @@ def test_malformed_vin_is_refused_naming_vin(raw: str) -> None:
     with pytest.raises(InvalidInputError) as exc:
         normalize_vin(raw)
     assert exc.value.extra["errors"][0]["loc"] == ["body", "vin"]
+    assert not re.search(VIN_PATTERN, raw)  # and the published pattern refuses it too
+
+
+@pytest.mark.parametrize("raw", ["wvwzzz1jzxw000001", " WVWZZZ1JZXW000001\t", "1HGCM82633A004352"])
+def test_the_published_vin_pattern_takes_what_is_accepted(raw: str) -> None:
+    assert re.search(VIN_PATTERN, raw)
+    assert normalize_vin(raw) == raw.strip().upper()
 
 
 def test_device_token_is_checked_against_its_hash_only() -> None:

@@ -24,6 +24,7 @@ from fleet.common.text import MULTI_LINE_SCHEMA, ONE_LINE_SCHEMA, multi_line, on
 from fleet.vehicle.domain.diagnostics import Severity
 from fleet.vehicle.domain.status import VehicleStatus
 from fleet.vehicle.domain.telemetry import MAX_BATCH, MAX_SPEED_KPH, check_recorded_at
+from fleet.vehicle.domain.vin import VIN_PATTERN
 
 
 def _stripped(max_length: int) -> StringConstraints:
@@ -44,7 +45,12 @@ class Strict(BaseModel):
 
 
 class VehicleIn(Strict):
-    vin: str = Field(max_length=64, description="17 characters, A-Z and 0-9 without I, O, Q")
+    vin: str = Field(
+        max_length=64,
+        description="17 characters, A-Z and 0-9 without I, O, Q (either case; trimmed)",
+        # Documented only: `normalize_vin` enforces it, naming what is wrong.
+        json_schema_extra={"pattern": VIN_PATTERN},
+    )
     model: ModelName
     seats: Seats
     lat: Lat
@@ -86,7 +92,10 @@ class ReadingIn(Strict):
     lon: Lon
     speed_kph: float = Field(ge=0, le=MAX_SPEED_KPH, strict=True, allow_inf_nan=False)
     battery_pct: Percent
-    recorded_at: AwareDatetime
+    recorded_at: AwareDatetime = Field(
+        description="When the device measured it, with a time zone; at most 5 minutes ahead of "
+        "the server's clock"
+    )
 
     @field_validator("recorded_at", mode="before")
     @classmethod

@@ -11,14 +11,22 @@ import re
 from fleet.common.errors import InvalidInputError
 
 VIN_LENGTH = 17
-_VIN = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
+# Letters of either case (upper-cased after the check) and digits, spelled out: no Unicode case
+# folding lets the long s (U+017F) or the Kelvin sign through, and no upper-casing turns `ß`
+# into two letters.
+_CHARACTERS = "[A-HJ-NPR-Za-hj-npr-z0-9]"
+_VIN = re.compile(f"{_CHARACTERS}{{{VIN_LENGTH}}}")
+# Trimmed before the check: ASCII whitespace only, so that the published pattern says the same.
+_SPACE = " \t\n\r\f\v"
+# What the API documents (the schema's `pattern`) for exactly the inputs `normalize_vin` takes.
+VIN_PATTERN = rf"^[{_SPACE}]*{_CHARACTERS}{{{VIN_LENGTH}}}[{_SPACE}]*$"
 
 
 def normalize_vin(raw: str) -> str:
     """The VIN upper-cased and trimmed; 422 naming `vin` if it is not a well-formed VIN."""
-    vin = raw.strip().upper()
+    vin = raw.strip(_SPACE)
     if len(vin) != VIN_LENGTH:
         raise InvalidInputError(f"a VIN has {VIN_LENGTH} characters", field="vin")
     if not _VIN.fullmatch(vin):
         raise InvalidInputError("a VIN uses only A-Z and 0-9, without I, O and Q", field="vin")
-    return vin
+    return vin.upper()
