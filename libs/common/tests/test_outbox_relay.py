@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, String, Table, func, select, update
@@ -288,12 +289,19 @@ async def watched_commit(db: Database, relay: OutboxRelay, *envelopes: Envelope)
             await enqueue(session, envelope, table=outbox)
 
 
+async def handing_over(make_relay: Callable[..., OutboxRelay], **options: Any) -> OutboxRelay:
+    """A started relay that publishes only what is handed over: its first scan has found
+    nothing, the next one is 30 s away, and a handed-over row is due for scans only after 60 s."""
+    relay = make_relay(poll_interval=30.0, handoff_grace=60.0, **options)
+    await relay.start()
+    await asyncio.sleep(0.1)
+    return relay
+
+
 async def test_a_watched_transaction_is_published_as_it_commits_without_waiting_for_a_scan(
     db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
 ) -> None:
-    relay = make_relay(poll_interval=30.0, handoff_grace=60.0)
-    await relay.start()
-    await asyncio.sleep(0.1)  # its first scan found nothing; the next one is 30 s away
+    relay = await handing_over(make_relay)
     sent = [trip_completed(n) for n in range(3)]
 
     await watched_commit(db, relay, *sent)
@@ -430,9 +438,7 @@ async def test_run_once_publishes_what_was_handed_over_even_without_the_loop(
 async def test_stopping_publishes_what_was_handed_over_instead_of_leaving_it_for_the_grace(
     db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
 ) -> None:
-    relay = make_relay(poll_interval=30.0, handoff_grace=60.0)
-    await relay.start()
-    await asyncio.sleep(0.1)
+    relay = await handing_over(make_relay)
     sent = [trip_completed(n) for n in range(10, 15)]
 
     await watched_commit(db, relay, *sent)
@@ -445,9 +451,7 @@ async def test_stopping_publishes_what_was_handed_over_instead_of_leaving_it_for
 async def test_rows_handed_over_one_after_another_are_published_at_once_and_marked_together(
     db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
 ) -> None:
-    relay = make_relay(poll_interval=30.0, handoff_grace=60.0, mark_interval=0.5)
-    await relay.start()
-    await asyncio.sleep(0.1)
+    relay = await handing_over(make_relay, mark_interval=0.5)
     sent = [trip_completed(n) for n in range(20, 23)]
 
     with recorded_statements(db) as seen:
@@ -504,9 +508,7 @@ async def test_a_marked_row_tells_when_the_broker_confirmed_it_not_when_the_mark
     db: Database, bus: RecordingBus, make_relay: Callable[..., OutboxRelay]
 ) -> None:
     # Rows handed over one after another wait for one mark; each keeps its own publish time.
-    relay = make_relay(poll_interval=30.0, handoff_grace=60.0, mark_interval=0.8)
-    await relay.start()
-    await asyncio.sleep(0.1)
+    relay = await handing_over(make_relay, mark_interval=0.8)
     first, second = trip_completed(25), trip_completed(26)
 
     await watched_commit(db, relay, first)

@@ -86,28 +86,24 @@ async def claim_inbox_many(
     handled_at: dt.datetime | None = None,
 ) -> set[uuid.UUID]:
     """Claim `event_ids` for `consumer` in one statement; returns the ids that were new."""
+    at = handled_at or utcnow()
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        params = _claim_params(consumer, event_ids, handled_at)
+        params = _claim_params(consumer, event_ids, at)
         if (pg := await native(session)) is not None:
             return {row[0] for row in await pg.fetch_compiled(inbox_claim_array(table), params)}
         result = await session.execute(inbox_claim_array(table), params)
     else:
-        now = handled_at or utcnow()
-        rows = [{"consumer": consumer, "event_id": i, "handled_at": now} for i in event_ids]
+        rows = [{"consumer": consumer, "event_id": i, "handled_at": at} for i in event_ids]
         result = await session.execute(inbox_claim(dialect, table), rows)
     return set(result.scalars())
 
 
 def _claim_params(
-    consumer: str, event_ids: Sequence[uuid.UUID], handled_at: dt.datetime | None = None
+    consumer: str, event_ids: Sequence[uuid.UUID], handled_at: dt.datetime
 ) -> dict[str, Any]:
     """`inbox_claim_array`'s parameters."""
-    return {
-        "consumer": consumer,
-        "event_ids": list(event_ids),
-        "handled_at": handled_at or utcnow(),
-    }
+    return {"consumer": consumer, "event_ids": list(event_ids), "handled_at": handled_at}
 
 
 def buffer_outbox(session: AsyncSession) -> None:
@@ -125,7 +121,7 @@ async def claim_and_flush(
     PostgreSQL, the transaction's last before COMMIT. Returns the ids that were new: an id
     missing was handled before (the caller rolls back)."""
     buffer: list[tuple[Table, dict[str, Any]]] = session.info.pop(OUTBOX_BUFFER, [])
-    since: dt.datetime | None = session.info.pop(_HANDLING_SINCE, None)
+    since: dt.datetime = session.info.pop(_HANDLING_SINCE, None) or utcnow()
     groups = [(outbox, [row]) for outbox, row in buffer]
     dialect = session.get_bind().dialect
     if dialect.name == "postgresql":

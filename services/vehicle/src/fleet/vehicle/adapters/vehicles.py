@@ -219,9 +219,7 @@ class SqlVehicleRepository:
         return _vehicle(row) if row else None
 
     async def available_in_box(self, area: Circle) -> list[Vehicle]:
-        stmt = select(*_ENTITY_COLUMNS).where(
-            vehicles.c.status == VehicleStatus.AVAILABLE.value, *self._in_box(area)
-        )
+        stmt = select(*_ENTITY_COLUMNS).where(_AVAILABLE, *self._in_box(area))
         return [_vehicle(r) for r in await self.session.execute(stmt)]
 
     async def nearest_available(self, area: Circle) -> Vehicle | None:
