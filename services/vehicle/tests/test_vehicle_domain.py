@@ -83,6 +83,20 @@ def test_the_published_vin_pattern_takes_what_is_accepted(raw: str) -> None:
     assert normalize_vin(raw) == raw.strip().upper()
 
 
+@pytest.mark.parametrize("space", list(" \t\n\r\f\v"))
+def test_each_trimmed_whitespace_character_is_taken_by_the_published_pattern_too(
+    space: str,
+) -> None:
+    raw = f"{space}WVWZZZ1JZXW000001{space}"
+    assert normalize_vin(raw) == "WVWZZZ1JZXW000001"
+    assert re.search(VIN_PATTERN, raw)
+
+
+def test_the_published_vin_pattern_is_printable_ascii() -> None:
+    assert VIN_PATTERN.isascii()
+    assert VIN_PATTERN.isprintable()  # control characters are written as escapes
+
+
 def test_device_token_is_checked_against_its_hash_only() -> None:
     token = new_device_token()
     stored = hash_device_token(token)
