@@ -64,6 +64,8 @@ from fleet.platform.client import SEOUL, ApiError, Platform, User
 SETTLE_TIMEOUT_S = 60.0
 TOP_UP_CENTS = 1_000_000  # the API's maximum top-up: ~1,500 bookings of the default trip
 SPREAD_KM = 2.0
+# Where the timed bookings enter (`--post-to`): the gateway, or the trip service directly.
+POST_TO = ("gateway", "trip")
 
 
 @dataclass
@@ -103,6 +105,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="with --url: a process "
         "to measure the CPU time of (repeatable; an own stack measures its own)",
     )
+    p.add_argument(
+        "--post-to",
+        choices=POST_TO,
+        default="gateway",
+        help="where the timed POST /trips go: the gateway (default; the way local runs enter) "
+        "or the trip service directly, as an ingress routes them in Kubernetes (setup and "
+        "reads still use the gateway)",
+    )
     p.add_argument("--observe", choices=["events", "poll"], help="default: events if possible")
     p.add_argument("--poll-ms", type=float, default=20.0, help="poll interval (default 20 ms)")
     p.add_argument("--log-level", default="INFO", help="own stack's FLEET_LOG_LEVEL (INFO)")
@@ -121,6 +131,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--bookings and --concurrency must be at least 1")
     if args.rate is not None and args.rate <= 0:
         p.error("--rate must be positive")
+    if args.post_to == "trip" and args.url and not args.trip_url:
+        p.error("--post-to trip with --url needs --trip-url (the trip service's own URL)")
     args.vehicles = args.bookings if args.vehicles is None else args.vehicles
     args.riders = min(args.concurrency, args.bookings) if args.riders is None else args.riders
     return args
@@ -332,7 +344,7 @@ def render(args: argparse.Namespace, s: dict[str, Any], base: dict[str, Any]) ->
     rows = [
         ["saga created → completed (saga timestamps)", *s["saga_completed"].cells()],
         [f"POST → confirmed seen (client, {args.observe})", *s["client_confirmed"].cells()],
-        ["POST /trips → 202 (client)", *s["post_trips_202"].cells()],
+        [f"POST /trips → 202 (client, to the {args.post_to})", *s["post_trips_202"].cells()],
     ]
     if s["rejected"]:
         rows.append(["saga created → compensated", *s["saga_compensated"].cells()])
@@ -342,6 +354,15 @@ def render(args: argparse.Namespace, s: dict[str, Any], base: dict[str, Any]) ->
         rows += [[f"{name}, {mode}", *lat.cells()] for mode, lat in modes.items()]
     title = f"Booking saga: {args.bookings} bookings {pace(args)}\n{head}"
     return table(title, ["", *LATENCY_HEADER], rows)
+
+
+def booking_url(args: argparse.Namespace, target: Target) -> str:
+    """Where the timed `POST /trips` go (`--post-to`)."""
+    if args.post_to == "gateway":
+        return target.gateway
+    if target.trip is None:
+        raise ValueError("--post-to trip needs the trip service's URL (--trip-url with --url)")
+    return target.trip
 
 
 def connections(args: argparse.Namespace) -> int:
@@ -364,9 +385,9 @@ async def drive(
     """The bookings themselves: (run, wall time, CPU seconds by process, observer)."""
     observer = make_observer(args, target, api)
     await observer.start()
-    async with Booker(target.gateway, connections=connections(args)) as booker:
+    async with Booker(booking_url(args, target), connections=connections(args)) as booker:
         run = Run(booker, observer, riders)
-        log(f"booking {args.bookings} {pace(args)}, seen by {args.observe}")
+        log(f"booking {args.bookings} {pace(args)} to the {args.post_to}, seen by {args.observe}")
         meter = CpuMeter(target.pids, itself=True)
         meter.start()
         try:

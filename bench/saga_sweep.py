@@ -45,6 +45,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--pause", type=float, default=5.0, help="seconds between steps, to drain (default 5)"
     )
     p.add_argument("--riders", type=int, default=32, help="riders to book for (default 32)")
+    p.add_argument(
+        "--post-to",
+        choices=saga.POST_TO,
+        default="gateway",
+        help="where the bookings go: the gateway (default) or the trip service directly, as an "
+        "ingress routes them in Kubernetes",
+    )
     p.add_argument("--log-level", default="INFO", help="the stack's FLEET_LOG_LEVEL (INFO)")
     p.add_argument(
         "--lean",
@@ -84,6 +91,7 @@ def step_args(args: argparse.Namespace, rate: float) -> argparse.Namespace:
         concurrency=args.riders,
         observe="events",
         poll_ms=20.0,
+        post_to=args.post_to,
     )
 
 
@@ -146,7 +154,7 @@ def up_to(rate: float) -> str:
     return f"up to {rate:g}/s offered" if rate else "at none of the rates offered"
 
 
-def render(steps: list[dict[str, Any]]) -> str:
+def render(steps: list[dict[str, Any]], post_to: str = "gateway") -> str:
     header = ["offered/s", "confirmed/s", "shed", "rejected", "p50 ms", "p95 ms", "p99 ms"]
     header += ["CPU ms/booking: own / PG / RabbitMQ"]
     lean = any("lean_probe" in step for step in steps)
@@ -167,7 +175,8 @@ def render(steps: list[dict[str, Any]]) -> str:
                 saga.per_unit_cpu(probe.get("cpu_s", {}), probe.get("completed", 0)),
             ]
         rows.append(row)
-    return table("Booking sweep: open loop, one stack, rate by rate", header, rows)
+    title = f"Booking sweep: open loop, one stack, rate by rate (POST /trips to the {post_to})"
+    return table(title, header, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.lean:  # once the platform's stack is gone: the probe has the machine to itself
         for step in steps:
             step["lean_probe"] = saga.lean_probe(step_args(args, step["rate"]))
-    print("\n" + render(steps) + "\n")
+    print("\n" + render(steps, args.post_to) + "\n")
     best = highest_meeting([(st["rate"], meets(st["summary"])) for st in steps])
     summary: dict[str, Any] = {
         "rates": rates_of(args),

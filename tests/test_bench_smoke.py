@@ -33,6 +33,7 @@ SMOKE_ARGS = {
     "lean_saga": ["--sagas", "6", "--concurrency", "2"],
     "saga_sweep": [
         *("--rates", "2,4", "--seconds", "1.5", "--pause", "0.5", "--riders", "2", "--lean"),
+        *("--post-to", "trip"),  # the other entry than the saga run's (the gateway)
     ],
     "location_read": [
         *("--driver", "httpx"),  # the fallback without wrk, chosen whether wrk is there or not
@@ -230,11 +231,47 @@ def test_saga_sweep_bench_offers_each_rate_on_one_stack_and_its_answer_renders(
     assert s["highest_rate_meeting_p95"] in (0, 2, 4)
     assert s["lean_probe_highest_rate_meeting_p95"] in (0, 2, 4)
     output = bench_runs["saga_sweep"].finish()[1]
-    assert "Booking sweep: open loop, one stack, rate by rate" in output
+    assert "Booking sweep: open loop, one stack, rate by rate (POST /trips to the trip)" in output
     assert "the target (100/s) is not met." in output
     markdown = assert_reported(bench_runs["saga_sweep"])
     assert "| at 4/s: saga p95 ms |" in markdown
     assert "--rates 2,4 " in markdown  # the command line, rebuilt as given
+    assert "--post-to trip" in markdown
+
+
+@pytest.fixture
+def saga_script(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """bench/saga.py as a module (as the scripts import each other: bench/ on the path)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import saga  # only importable with bench/ on the path
+
+    return saga
+
+
+def test_timed_bookings_go_through_the_gateway_unless_posted_to_the_trip_service(
+    saga_script: Any,
+) -> None:
+    from benchkit.stack import Target  # bench/ is on the path now
+
+    target = Target("http://gateway:8000", "http://trip:8003")
+    assert saga_script.booking_url(saga_script.parse_args([]), target) == target.gateway
+    to_trip = saga_script.parse_args(["--post-to", "trip"])
+    assert saga_script.booking_url(to_trip, target) == target.trip
+    with pytest.raises(ValueError, match="trip service's URL"):
+        saga_script.booking_url(to_trip, Target("http://gateway:8000"))
+
+
+def test_posting_to_the_trip_service_of_a_running_platform_needs_its_url(
+    saga_script: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        saga_script.parse_args(["--url", "http://gateway:8000", "--post-to", "trip"])
+    assert refused.value.code == 2
+    assert "--post-to trip with --url needs --trip-url" in capsys.readouterr().err
+    args = saga_script.parse_args(
+        ["--url", "http://gateway:8000", "--trip-url", "http://trip:8003", "--post-to", "trip"]
+    )
+    assert args.post_to == "trip"
 
 
 @needs_servers
