@@ -16,11 +16,11 @@ work in flight is no queue).
 
 Refusing all new work while a queue stands is blunt: the queue drains, the machine may idle for a
 moment, and one fast sample lets a burst in. Pacing arrivals at a fraction of the completion rate
-instead was built and measured (seventh session, docs/performance.md): at 1.4 times the capacity it
-confirmed more (41 against 34 bookings/s, though at a faster moment of a drifting machine), but at
-1.8 times the refused requests themselves (HTTP, authentication, a problem document) took the
-orchestrator's event loop from the replies, completions fell, the pace followed them down, and it
-confirmed 18/s against this rule's 28/s (at a slower moment).
+instead was built and measured (seventh session, docs/performance-history.md): at 1.4 times the
+capacity it confirmed more (41 against 34 bookings/s, though at a faster moment of a drifting
+machine), but at 1.8 times the refused requests themselves (HTTP, authentication, a problem
+document) took the orchestrator's event loop from the replies, completions fell, the pace followed
+them down, and it confirmed 18/s against this rule's 28/s (at a slower moment).
 
 No shared state: each replica decides from the delays its own consumers see, which competing
 consumers make the same for every replica.
