@@ -177,6 +177,8 @@ def saga_sweep_figures(result: Result) -> list[Figure]:
     if number(s, "lean_probe_highest_rate_meeting_p95") is not None:
         probe = number(s, "lean_probe_highest_rate_meeting_p95")
         out.append(Figure("lean probe: highest rate at p95 ≤ 150 ms", probe, ",.0f"))
+        ratio = number(s, "platform_to_probe")
+        out.append(Figure("platform ÷ lean probe, highest rates", ratio, ".2f"))
     for step in s.get("steps") or []:
         if not isinstance(step, dict) or number(step, "rate") is None:
             continue

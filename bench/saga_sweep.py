@@ -201,7 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.lean:
         probe_best = highest_meeting([(st["rate"], lean_meets(st["lean_probe"])) for st in steps])
         summary["lean_probe_highest_rate_meeting_p95"] = probe_best
-        verdict += f" (the lean probe: {up_to(probe_best)})"
+        verdict += f" (the lean probe: {up_to(probe_best)}"
+        if probe_best:  # the machine-relative answer: how close to the issue's own floor
+            summary["platform_to_probe"] = round(best / probe_best, 2)
+            verdict += f"; the platform reaches {best / probe_best:.2f} of the probe's rate"
+        verdict += ")"
     met = "met" if best >= TARGET_RATE else "not met"
     print(f"{verdict}; the target ({TARGET_RATE:g}/s) is {met}.\n")
     errors = [e for st in steps for e in st.pop("errors")]

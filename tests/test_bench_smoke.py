@@ -230,11 +230,17 @@ def test_saga_sweep_bench_offers_each_rate_on_one_stack_and_its_answer_renders(
         assert (lean["sagas"], lean["completed"]) == (bookings, bookings)
     assert s["highest_rate_meeting_p95"] in (0, 2, 4)
     assert s["lean_probe_highest_rate_meeting_p95"] in (0, 2, 4)
+    if s["lean_probe_highest_rate_meeting_p95"]:  # the platform's rate against the probe's
+        ratio = s["highest_rate_meeting_p95"] / s["lean_probe_highest_rate_meeting_p95"]
+        assert s["platform_to_probe"] == round(ratio, 2)
     output = bench_runs["saga_sweep"].finish()[1]
     assert "Booking sweep: open loop, one stack, rate by rate (POST /trips to the trip)" in output
     assert "the target (100/s) is not met." in output
     markdown = assert_reported(bench_runs["saga_sweep"])
     assert "| at 4/s: saga p95 ms |" in markdown
+    if s["lean_probe_highest_rate_meeting_p95"]:
+        assert "of the probe's rate" in output
+        assert "| platform ÷ lean probe, highest rates |" in markdown
     assert "--rates 2,4 " in markdown  # the command line, rebuilt as given
     assert "--post-to trip" in markdown
 
