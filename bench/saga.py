@@ -66,6 +66,11 @@ TOP_UP_CENTS = 1_000_000  # the API's maximum top-up: ~1,500 bookings of the def
 SPREAD_KM = 2.0
 # Where the timed bookings enter (`--post-to`): the gateway, or the trip service directly.
 POST_TO = ("gateway", "trip")
+POST_TO_HELP = (
+    "where the timed POST /trips go: the gateway (default; the way local runs enter) or the "
+    "trip service directly, as an ingress routes them in Kubernetes (setup and reads still use "
+    "the gateway)"
+)
 
 
 @dataclass
@@ -105,14 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="with --url: a process "
         "to measure the CPU time of (repeatable; an own stack measures its own)",
     )
-    p.add_argument(
-        "--post-to",
-        choices=POST_TO,
-        default="gateway",
-        help="where the timed POST /trips go: the gateway (default; the way local runs enter) "
-        "or the trip service directly, as an ingress routes them in Kubernetes (setup and "
-        "reads still use the gateway)",
-    )
+    p.add_argument("--post-to", choices=POST_TO, default="gateway", help=POST_TO_HELP)
     p.add_argument("--observe", choices=["events", "poll"], help="default: events if possible")
     p.add_argument("--poll-ms", type=float, default=20.0, help="poll interval (default 20 ms)")
     p.add_argument("--log-level", default="INFO", help="own stack's FLEET_LOG_LEVEL (INFO)")

@@ -45,13 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--pause", type=float, default=5.0, help="seconds between steps, to drain (default 5)"
     )
     p.add_argument("--riders", type=int, default=32, help="riders to book for (default 32)")
-    p.add_argument(
-        "--post-to",
-        choices=saga.POST_TO,
-        default="gateway",
-        help="where the bookings go: the gateway (default) or the trip service directly, as an "
-        "ingress routes them in Kubernetes",
-    )
+    p.add_argument("--post-to", choices=saga.POST_TO, default="gateway", help=saga.POST_TO_HELP)
     p.add_argument("--log-level", default="INFO", help="the stack's FLEET_LOG_LEVEL (INFO)")
     p.add_argument(
         "--lean",
@@ -154,7 +148,7 @@ def up_to(rate: float) -> str:
     return f"up to {rate:g}/s offered" if rate else "at none of the rates offered"
 
 
-def render(steps: list[dict[str, Any]], post_to: str = "gateway") -> str:
+def render(steps: list[dict[str, Any]], post_to: str) -> str:
     header = ["offered/s", "confirmed/s", "shed", "rejected", "p50 ms", "p95 ms", "p99 ms"]
     header += ["CPU ms/booking: own / PG / RabbitMQ"]
     lean = any("lean_probe" in step for step in steps)
@@ -203,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         summary["lean_probe_highest_rate_meeting_p95"] = probe_best
         verdict += f" (the lean probe: {up_to(probe_best)}"
         if probe_best:  # the machine-relative answer: how close to the issue's own floor
-            summary["platform_to_probe"] = round(best / probe_best, 2)
-            verdict += f"; the platform reaches {best / probe_best:.2f} of the probe's rate"
+            summary["platform_to_probe"] = ratio = round(best / probe_best, 2)
+            verdict += f"; the platform reaches {ratio:.2f} of the probe's rate"
         verdict += ")"
     met = "met" if best >= TARGET_RATE else "not met"
     print(f"{verdict}; the target ({TARGET_RATE:g}/s) is {met}.\n")

@@ -18,9 +18,10 @@ _CHARACTERS = "[A-HJ-NPR-Za-hj-npr-z0-9]"
 _VIN = re.compile(f"{_CHARACTERS}{{{VIN_LENGTH}}}")
 # Trimmed before the check: ASCII whitespace only, so that the published pattern says the same.
 _SPACE = " \t\n\r\f\v"
-# The same six characters as a regular-expression class, written with escapes (valid in Python
-# and in JSON Schema's ECMA-262 patterns) so the published pattern holds no control characters.
-_SPACE_CLASS = r"[ \t\n\r\f\v]"
+# The same characters as a regular-expression class, written as escapes (`\t`, `\x0b`…: valid in
+# Python and in JSON Schema's ECMA-262 patterns) so the published pattern holds no control
+# characters.
+_SPACE_CLASS = f"[{_SPACE.encode('unicode_escape').decode()}]"
 # What the API documents (the schema's `pattern`) for exactly the inputs `normalize_vin` takes.
 VIN_PATTERN = rf"^{_SPACE_CLASS}*{_CHARACTERS}{{{VIN_LENGTH}}}{_SPACE_CLASS}*$"
 
